@@ -1,0 +1,34 @@
+# Set-up is two commands on a fresh clone: `make demo` and `make test`. Both create .venv and install the
+# project into it when needed; nothing else has to be installed by hand.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+## The main job: simulated router traffic -> export files -> warehouse -> dbt build -> the five views.
+demo: $(STAMP)
+	$(BIN)/autopicker demo
+
+## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ingest router tests benchmarks
+	$(BIN)/ruff format --check ingest router tests benchmarks
+
+clean:
+	rm -rf target logs .pytest_cache

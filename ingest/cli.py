@@ -1,0 +1,100 @@
+"""The ``autopicker`` command line.
+
+Sub-commands are grouped by concern: ``db`` (the warehouse database), ``ingest`` (loading Langfuse data),
+``build``/``dbt`` (the dbt project), ``show`` (the five fallback views) and ``demo``; the router package adds
+its own (``simulate``, ``chat``). Every error a user can cause ends in one sentence on stderr and a non-zero
+exit code: 1 for a failure, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import db
+from .errors import UsageError, UserError
+
+app = typer.Typer(
+    name="autopicker",
+    help="AutoPicker: LLM fallback analytics over Langfuse data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The warehouse database (embedded unless DATABASE_URL is set).", no_args_is_help=True)
+ingest_app = typer.Typer(help="Load Langfuse observations into schema langfuse_raw.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (password masked), starting the embedded server if needed."""
+    console.print(db.resolve().redacted(), highlight=False, soft_wrap=True)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    if db.configured_url():
+        raise UserError("DATABASE_URL is set, so there is no embedded server to stop.")
+    console.print("stopped the embedded PostgreSQL" if db.stop_embedded() else "the embedded PostgreSQL was not running")
+
+
+@app.command("build")
+def build(
+    select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection.")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")] = False,
+) -> None:
+    """Run `dbt build` (models and tests) against the warehouse; exits with dbt's exit code."""
+    from .dbt_runner import run_dbt
+    from .raw import ensure_raw_schema
+
+    database = db.resolve()
+    ensure_raw_schema(database)
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
+    raise typer.Exit(run_dbt(args, database))
+
+
+@app.command(
+    "dbt",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def dbt_passthrough(ctx: typer.Context) -> None:
+    """Run any dbt command against the warehouse, e.g. `autopicker dbt test` or `autopicker dbt docs generate`."""
+    from .dbt_runner import run_dbt
+
+    if not ctx.args:
+        raise UsageError("Give a dbt command, e.g. `autopicker dbt test`.")
+    raise typer.Exit(run_dbt(ctx.args, db.resolve()))
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user errors into one sentence and an exit code."""
+    from router.cli import register
+
+    register(app)
+    try:
+        app(prog_name="autopicker")
+    except UserError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,184 @@
+"""Which PostgreSQL the warehouse uses, and connections to it.
+
+With ``DATABASE_URL`` set (a ``postgresql://`` URL) everything (the CLI, dbt, the tests) uses that server.
+Without it, an embedded PostgreSQL from the ``pgserver`` package is started with its data in the project's
+``.autopicker/`` folder (or ``$AUTOPICKER_HOME``) and left running for later commands; ``autopicker db stop``
+stops it. The embedded server listens on a Unix socket only, never on a network address.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def project_dir() -> Path:
+    """The dbt project: ``$AUTOPICKER_PROJECT_DIR``, else the working folder or a parent with a
+    ``dbt_project.yml``, else the source checkout this package was installed from."""
+    explicit = os.environ.get("AUTOPICKER_PROJECT_DIR")
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        if not (path / "dbt_project.yml").is_file():
+            raise UserError(f"AUTOPICKER_PROJECT_DIR={explicit} has no dbt_project.yml.")
+        return path
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dbt_project.yml").is_file() and (candidate / "ingest").is_dir():
+            return candidate
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "dbt_project.yml").is_file():
+        return checkout
+    raise UserError("Cannot find the AutoPicker dbt project; run from the project folder or set AUTOPICKER_PROJECT_DIR.")
+
+
+def home_dir() -> Path:
+    """Where local state lives (the embedded server's data): ``$AUTOPICKER_HOME`` or ``<project>/.autopicker``."""
+    explicit = os.environ.get("AUTOPICKER_HOME")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return project_dir() / ".autopicker"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database the warehouse can use."""
+
+    url: str
+    embedded: bool
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: str(v) for k, v in conninfo_to_dict(self.url).items() if v is not None}
+
+    def redacted(self) -> str:
+        """The URL with any password masked, safe to print or log."""
+        p = self.params
+        if not p.get("password"):
+            return self.url
+        user = quote(p.get("user", ""), safe="")
+        host = p.get("host", "")
+        port = f":{p['port']}" if p.get("port") else ""
+        return f"postgresql://{user}:***@{host}{port}/{p.get('dbname', '')}"
+
+    def libpq_env(self) -> dict[str, str]:
+        """The standard libpq variables for this database, which ``profiles.yml`` reads for dbt."""
+        p = self.params
+        env = {
+            "PGHOST": p.get("host", "localhost"),
+            "PGPORT": p.get("port", "5432"),
+            "PGUSER": p.get("user", "postgres"),
+            "PGDATABASE": p.get("dbname", "postgres"),
+            "PGPASSWORD": p.get("password", ""),
+        }
+        return env
+
+    def sqlalchemy_url(self) -> str:
+        """The same database as a SQLAlchemy URL for the psycopg 3 driver."""
+        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+
+    def with_dbname(self, dbname: str) -> Database:
+        """Another database on the same server."""
+        params = self.params | {"dbname": dbname}
+        return Database(url=_url_from_params(params), embedded=self.embedded)
+
+    def connect(self, **kwargs: object) -> psycopg.Connection:
+        """A psycopg connection; a server that does not answer is a :class:`UserError`."""
+        try:
+            return psycopg.connect(self.url, **kwargs)  # type: ignore[arg-type]
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"Cannot connect to the database at {self.redacted()}: {reason}") from None
+
+
+def _url_from_params(params: dict[str, str]) -> str:
+    user = quote(params.get("user", "postgres"), safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    host = params.get("host", "")
+    dbname = quote(params.get("dbname", "postgres"), safe="")
+    if host.startswith("/"):
+        port = f"&port={params['port']}" if params.get("port") else ""
+        return f"postgresql://{auth}@/{dbname}?host={quote(host, safe='/')}{port}"
+    port = f":{params['port']}" if params.get("port") else ""
+    extra = {k: v for k, v in params.items() if k not in {"user", "password", "host", "port", "dbname"}}
+    query = ("?" + make_conninfo(**extra).replace(" ", "&")) if extra else ""
+    return f"postgresql://{auth}@{host}{port}/{dbname}{query}"
+
+
+def configured_url() -> str | None:
+    """``DATABASE_URL`` when set, validated."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(_URL_SCHEMES):
+        raise UserError("DATABASE_URL must be a postgresql:// URL.")
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise UserError("DATABASE_URL is not a valid PostgreSQL URL.") from None
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def resolve(start: bool = True) -> Database:
+    """The warehouse database: ``DATABASE_URL`` or the embedded server (started when ``start``)."""
+    url = configured_url()
+    if url is not None:
+        return Database(url=url, embedded=False)
+    return Database(url=_embedded_url(start=start), embedded=True)
+
+
+def _pgdata() -> Path:
+    return home_dir() / "pgdata"
+
+
+def _embedded_url(start: bool) -> str:
+    pgdata = _pgdata()
+    if not start and not (pgdata / "PG_VERSION").exists():
+        raise UserError("The embedded database has not been created yet; any autopicker command that needs it creates it.")
+    pgserver = _import_pgserver()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if not (pgdata / "PG_VERSION").exists():
+        logger.info("creating the embedded PostgreSQL in %s", pgdata)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
+        raise UserError(f"Could not start the embedded PostgreSQL in {pgdata}: {exc}") from None
+    return server.get_uri()
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs; returns whether it was running."""
+    pgdata = _pgdata()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    pgserver = _import_pgserver()
+    # pgserver runs the server as a dedicated system user when we are root.
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+    except Exception as exc:
+        raise UserError(f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}") from None
+    return True
+
+
+def _import_pgserver():  # type: ignore[no-untyped-def]
+    # pgserver's platformdirs warns about XDG_RUNTIME_DIR on headless machines; the fallback it takes is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    try:
+        import pgserver
+    except ImportError:  # pragma: no cover - pgserver is a hard dependency
+        raise UserError("Set DATABASE_URL or install the pgserver package for the embedded database.") from None
+    return pgserver

@@ -1,0 +1,28 @@
+"""Connections for the raw schema: an SQLAlchemy engine per database, and create-or-upgrade of ``langfuse_raw``."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from .db import Database
+from .errors import UserError
+from .schema import ensure_schema
+
+
+@cache
+def engine(url: str) -> sa.Engine:
+    """One pooled SQLAlchemy engine per database URL."""
+    return sa.create_engine("postgresql+psycopg://" + url.split("://", 1)[1], pool_pre_ping=True)
+
+
+def ensure_raw_schema(database: Database) -> None:
+    """Create or upgrade schema ``langfuse_raw`` in ``database``."""
+    try:
+        with engine(database.url).begin() as conn:
+            ensure_schema(conn)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else type(exc).__name__
+        raise UserError(f"Cannot connect to the database at {database.redacted()}: {reason}") from None

@@ -1,0 +1,163 @@
+"""The raw schema ``langfuse_raw``, declared once with SQLAlchemy Core, and its create-or-upgrade.
+
+Every table the loaders write is declared here; :func:`ensure_schema` creates what is missing and adds new
+columns and indexes to existing tables, so an older warehouse is upgraded in place by any command that loads.
+Column names follow Langfuse's snake_case export names; the loader's own columns start with an underscore.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    inspect,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+
+RAW_SCHEMA = "langfuse_raw"
+TS = TIMESTAMP(timezone=True)
+
+metadata = MetaData(schema=RAW_SCHEMA)
+
+#: Observations of type EVENT and GENERATION, one row per id, the newest version (greatest ``updated_at``).
+observations = Table(
+    "observations",
+    metadata,
+    # ids
+    Column("id", Text, primary_key=True),
+    Column("trace_id", Text, nullable=False),
+    Column("project_id", Text),
+    Column("parent_observation_id", Text),
+    # what it is
+    Column("type", Text, nullable=False),
+    Column("name", Text),
+    Column("level", Text),
+    Column("status_message", Text),
+    Column("environment", Text),
+    # model and money
+    Column("model", Text),
+    Column("model_parameters", JSONB),
+    Column("usage_details", JSONB),
+    Column("cost_details", JSONB),
+    Column("total_cost", Numeric),
+    # timestamps (UTC) and durations (seconds)
+    Column("start_time", TS, nullable=False),
+    Column("end_time", TS),
+    Column("completion_start_time", TS),
+    Column("created_at", TS),
+    Column("updated_at", TS, nullable=False),
+    Column("latency", Double),
+    Column("time_to_first_token", Double),
+    # payload: metadata always, prompts and answers only when loaded with --with-io
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("input", JSONB),
+    Column("output", JSONB),
+    # lineage
+    Column("_source_file", Text, nullable=False),
+    Column("_loaded_at", TS, nullable=False, server_default=text("now()")),
+    Column("_batch_id", BigInteger, nullable=False),
+)
+Index("observations_trace_id_idx", observations.c.trace_id)
+Index("observations_type_name_start_idx", observations.c.type, observations.c.name, observations.c.start_time)
+Index("observations_loaded_at_idx", observations.c._loaded_at)
+
+#: One row per load run (a file ingest or an API ingest), for lineage and the nightly summary.
+load_batches = Table(
+    "load_batches",
+    metadata,
+    Column("batch_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("started_at", TS, nullable=False, server_default=text("now()")),
+    Column("finished_at", TS),
+    Column("rows_loaded", BigInteger, nullable=False, server_default=text("0")),
+    Column("rows_rejected", BigInteger, nullable=False, server_default=text("0")),
+)
+
+#: Rows that could not be loaded, with the reason; the rest of their file still loads.
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    Column("rejected_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("_batch_id", BigInteger, nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("row_number", BigInteger),
+    Column("error", Text, nullable=False),
+    Column("raw", Text),
+    Column("rejected_at", TS, nullable=False, server_default=text("now()")),
+)
+Index("rejected_rows_batch_idx", rejected_rows.c._batch_id)
+
+#: Files already loaded, by content hash: a file seen again is skipped unless forced.
+loaded_files = Table(
+    "loaded_files",
+    metadata,
+    Column("content_hash", Text, primary_key=True),
+    Column("source_file", Text, nullable=False),
+    Column("size_bytes", BigInteger),
+    Column("rows_read", BigInteger, nullable=False, server_default=text("0")),
+    Column("rows_loaded", BigInteger, nullable=False, server_default=text("0")),
+    Column("rows_rejected", BigInteger, nullable=False, server_default=text("0")),
+    Column("_batch_id", BigInteger, nullable=False),
+    Column("loaded_at", TS, nullable=False, server_default=text("now()")),
+)
+
+#: API ingest watermarks: the newest start time fully loaded, per Langfuse project and observation type.
+ingest_state = Table(
+    "ingest_state",
+    metadata,
+    Column("project_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("watermark", TS, nullable=False),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("project_id", "type"),
+)
+
+#: Object-storage export locations: the last complete run (manifest) loaded from each prefix.
+export_state = Table(
+    "export_state",
+    metadata,
+    Column("location", Text, primary_key=True),
+    Column("last_manifest_key", Text, nullable=False),
+    Column("runs_loaded", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+)
+
+# Serialises concurrent create-or-upgrade runs (two ingests starting at once on an empty database).
+_SCHEMA_LOCK_KEY = 0x4155_5450  # "AUTP"
+
+
+def ensure_schema(conn: Connection) -> None:
+    """Create schema ``langfuse_raw`` and its tables, or upgrade them: add missing columns and indexes.
+
+    Runs in the caller's transaction; new columns are added as nullable so existing rows stay valid.
+    """
+    conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+    conn.execute(text(f"create schema if not exists {RAW_SCHEMA}"))
+    metadata.create_all(conn, checkfirst=True)
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        existing = {c["name"] for c in inspector.get_columns(table.name, schema=RAW_SCHEMA)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            ddl_type = column.type.compile(dialect=conn.dialect)
+            default = ""
+            if column.server_default is not None:
+                default = f" default {column.server_default.arg.text}"  # type: ignore[attr-defined]
+            conn.execute(
+                text(f'alter table {RAW_SCHEMA}.{table.name} add column "{column.name}" {ddl_type}{default}')
+            )
+        indexes = {i["name"] for i in inspector.get_indexes(table.name, schema=RAW_SCHEMA)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(conn, checkfirst=True)

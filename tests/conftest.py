@@ -1,0 +1,81 @@
+"""Shared fixtures: a real PostgreSQL for every test, each test in a database of its own.
+
+With ``DATABASE_URL`` set the tests use that server (creating and dropping one database per test); without
+it they start an embedded PostgreSQL (pgserver) in a temporary folder for the session. Either way nothing is
+mocked: the code under test talks to a real server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.db import Database, configured_url
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """The server the tests use, connected to its maintenance database."""
+    url = configured_url()
+    if url:
+        yield Database(url=url, embedded=False)
+        return
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    try:
+        yield Database(url=server.get_uri(), embedded=True)
+    finally:
+        server.cleanup()
+
+
+def _create_database(server: Database) -> Database:
+    name = f"autopicker_test_{uuid.uuid4().hex[:16]}"
+    with server.connect(autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return server.with_dbname(name)
+
+
+def _drop_database(server: Database, database: Database) -> None:
+    name = database.params["dbname"]
+    with server.connect(autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def database(pg_server: Database) -> Iterator[Database]:
+    """A new, empty database for this test, dropped afterwards."""
+    created = _create_database(pg_server)
+    try:
+        yield created
+    finally:
+        _drop_database(pg_server, created)
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_server: Database) -> Iterator[Database]:
+    """A database shared by one test module (for expensive set-ups such as a dbt build)."""
+    created = _create_database(pg_server)
+    try:
+        yield created
+    finally:
+        _drop_database(pg_server, created)
+
+
+@pytest.fixture
+def cli_env(database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Database:
+    """Point the CLI at this test's database and keep its local state in the test's folder."""
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.setenv("AUTOPICKER_HOME", str(tmp_path / "autopicker-home"))
+    monkeypatch.setenv("AUTOPICKER_PROJECT_DIR", str(REPO))
+    return database
