@@ -41,11 +41,13 @@ def project_dir() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "dbt_project.yml").is_file():
         return checkout
-    raise UserError("Cannot find the AutoPicker dbt project; run from the project folder or set AUTOPICKER_PROJECT_DIR.")
+    raise UserError(
+        "Cannot find the AutoPicker dbt project; run from the project folder or set AUTOPICKER_PROJECT_DIR."
+    )
 
 
 def home_dir() -> Path:
-    """Where local state lives (the embedded server's data): ``$AUTOPICKER_HOME`` or ``<project>/.autopicker``."""
+    """Where local state lives (the embedded server's data): ``$AUTOPICKER_HOME`` or ``.autopicker/``."""
     explicit = os.environ.get("AUTOPICKER_HOME")
     if explicit:
         return Path(explicit).expanduser().resolve()
@@ -147,7 +149,7 @@ def _pgdata() -> Path:
 def _embedded_url(start: bool) -> str:
     pgdata = _pgdata()
     if not start and not (pgdata / "PG_VERSION").exists():
-        raise UserError("The embedded database has not been created yet; any autopicker command that needs it creates it.")
+        raise UserError("The embedded database does not exist yet; any command that needs it creates it.")
     pgserver = _import_pgserver()
     pgdata.mkdir(parents=True, exist_ok=True)
     if not (pgdata / "PG_VERSION").exists():
@@ -180,5 +182,5 @@ def _import_pgserver():  # type: ignore[no-untyped-def]
     try:
         import pgserver
     except ImportError:  # pragma: no cover - pgserver is a hard dependency
-        raise UserError("Set DATABASE_URL or install the pgserver package for the embedded database.") from None
+        raise UserError("Set DATABASE_URL, or install pgserver for the embedded database.") from None
     return pgserver

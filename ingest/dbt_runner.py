@@ -19,8 +19,24 @@ logger = logging.getLogger(__name__)
 
 #: Commands that accept ``--project-dir`` / ``--profiles-dir``.
 _PROJECT_COMMANDS = {
-    "build", "run", "test", "seed", "snapshot", "compile", "show", "parse", "ls", "list", "docs", "source",
-    "run-operation", "debug", "deps", "clean", "retry", "clone",
+    "build",
+    "run",
+    "test",
+    "seed",
+    "snapshot",
+    "compile",
+    "show",
+    "parse",
+    "ls",
+    "list",
+    "docs",
+    "source",
+    "run-operation",
+    "debug",
+    "deps",
+    "clean",
+    "retry",
+    "clone",
 }
 
 

@@ -1,4 +1,4 @@
-"""Connections for the raw schema: an SQLAlchemy engine per database, and create-or-upgrade of ``langfuse_raw``."""
+"""SQLAlchemy engines per database, and create-or-upgrade of the raw schema ``langfuse_raw``."""
 
 from __future__ import annotations
 
