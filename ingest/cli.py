@@ -25,7 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The warehouse database (embedded unless DATABASE_URL is set).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The warehouse database (embedded unless DATABASE_URL is set).", no_args_is_help=True
+)
 ingest_app = typer.Typer(help="Load Langfuse observations into schema langfuse_raw.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
@@ -35,7 +37,9 @@ err_console = Console(stderr=True)
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -53,13 +57,16 @@ def db_stop() -> None:
     """Stop the embedded PostgreSQL server."""
     if db.configured_url():
         raise UserError("DATABASE_URL is set, so there is no embedded server to stop.")
-    console.print("stopped the embedded PostgreSQL" if db.stop_embedded() else "the embedded PostgreSQL was not running")
+    stopped = db.stop_embedded()
+    console.print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")
 
 
 @app.command("build")
 def build(
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection.")] = None,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
+    ] = False,
 ) -> None:
     """Run `dbt build` (models and tests) against the warehouse; exits with dbt's exit code."""
     from .dbt_runner import run_dbt
@@ -80,7 +87,7 @@ def build(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def dbt_passthrough(ctx: typer.Context) -> None:
-    """Run any dbt command against the warehouse, e.g. `autopicker dbt test` or `autopicker dbt docs generate`."""
+    """Run any dbt command against the warehouse, e.g. `autopicker dbt docs generate`."""
     from .dbt_runner import run_dbt
 
     if not ctx.args:
