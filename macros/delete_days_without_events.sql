@@ -1,0 +1,14 @@
+{#-
+    Post-hook of int_fallback_events_aggregated: delete the buckets of days that no longer have any event.
+
+    delete+insert only replaces days the model emits rows for; a day whose last event moved away (its own
+    time was corrected) emits nothing, so its old buckets are removed here.
+-#}
+{% macro delete_days_without_events(aggregated, events) -%}
+    delete from {{ aggregated }}
+    where bucket_day in (
+        select bucket_day from {{ aggregated }} where bucket_grain = 'day'
+        except
+        select created_date from {{ events }}
+    )
+{%- endmacro %}

@@ -1,0 +1,142 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['event_id'], 'unique': True},
+            {'columns': ['created_date']},
+            {'columns': ['trace_loaded_at']},
+            {'columns': ['dbt_refreshed_at']},
+        ],
+        post_hook=['analyze {{ this }}'],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_langfuse__events') }}
+
+),
+
+generations as (
+
+    select * from {{ ref('stg_langfuse__generations') }}
+
+),
+
+{% if is_incremental() %}
+
+-- Traces with any row loaded since this model last saw them are recomputed completely: a later
+-- generation or a corrected row (newer _loaded_at) can change a fallback's success and its trace's cost.
+-- The overlap re-reads rows of loads that were still committing during the previous run.
+watermark as (
+
+    select
+        coalesce(max(trace_loaded_at), '-infinity'::timestamptz)
+            - interval '1 minute' * {{ var('incremental_overlap_minutes') }} as loaded_after
+    from {{ this }}
+
+),
+
+touched_traces as (
+
+    select trace_id from events
+    where loaded_at > (select loaded_after from watermark)
+
+    union
+
+    select trace_id from generations
+    where loaded_at > (select loaded_after from watermark)
+
+),
+
+{% endif %}
+
+fallback_events as (
+
+    select * from events
+    where fallback_type is not null
+    {% if is_incremental() %}
+        and trace_id in (select trace_id from touched_traces)
+    {% endif %}
+
+),
+
+trace_generations as (
+
+    select
+        trace_id,
+        count(*) as generation_count,
+        count(*) filter (where is_error) as error_generation_count,
+        max(created_at) filter (where not is_error) as last_ok_generation_at,
+        sum(cost_usd) as trace_cost_usd,
+        max(loaded_at) as generations_loaded_at
+    from generations
+    where trace_id in (select trace_id from fallback_events)
+    group by trace_id
+
+),
+
+trace_events as (
+
+    select
+        trace_id,
+        max(loaded_at) as events_loaded_at
+    from fallback_events
+    group by trace_id
+
+),
+
+enriched as (
+
+    select
+        -- ids
+        fallback_events.event_id,
+        fallback_events.trace_id,
+
+        -- fallback
+        fallback_events.fallback_type,
+        fallback_events.original_model,
+        fallback_events.fallback_model,
+        fallback_events.reason,
+        fallback_events.estimated_tokens,
+        fallback_events.original_max_context,
+        fallback_events.fallback_max_context,
+
+        -- timestamps
+        fallback_events.created_at,
+        fallback_events.created_date,
+
+        -- the trace's generations
+        coalesce(trace_generations.generation_count, 0) as generation_count,
+        coalesce(trace_generations.error_generation_count, 0) as error_generation_count,
+        trace_generations.last_ok_generation_at,
+        trace_generations.trace_cost_usd,
+
+        -- Query 4 counts a trace once per fallback type and model pair: at its latest such event
+        row_number() over (
+            partition by
+                fallback_events.trace_id,
+                fallback_events.fallback_type,
+                fallback_events.original_model,
+                fallback_events.fallback_model
+            order by fallback_events.created_at desc, fallback_events.event_id desc
+        ) = 1 as is_latest_in_trace_group,
+
+        -- lineage
+        greatest(trace_events.events_loaded_at, trace_generations.generations_loaded_at) as trace_loaded_at,
+        now() as dbt_refreshed_at
+
+    from fallback_events
+    inner join trace_events
+        on fallback_events.trace_id = trace_events.trace_id
+    left join trace_generations
+        on fallback_events.trace_id = trace_generations.trace_id
+
+)
+
+select * from enriched
