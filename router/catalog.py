@@ -163,7 +163,7 @@ class Catalog:
         try:
             return self._specs[name]
         except KeyError:
-            raise UnknownModelError(name, self._specs) from None
+            raise UnknownModelError(name, list(self._specs)) from None
 
     def resolve(self, names: Iterable[str]) -> list[ModelSpec]:
         """Specs for ``names`` in order; the first unknown name raises."""

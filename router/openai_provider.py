@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import openai
 
@@ -247,8 +247,8 @@ class OpenAICompatibleProvider:
         client = self._client(model)
         try:
             raw = client.chat.completions.with_raw_response.create(
-                model=model.api_model, messages=messages, **params
-            )  # type: ignore[arg-type]
+                model=model.api_model, messages=cast(Any, messages), **params
+            )
             completion = raw.parse()
         except openai.OpenAIError as error:
             raise map_error(error, model.name, self.clock.time()) from error
@@ -261,8 +261,8 @@ class OpenAICompatibleProvider:
         client = self._async_client(model)
         try:
             raw = await client.chat.completions.with_raw_response.create(
-                model=model.api_model, messages=messages, **params
-            )  # type: ignore[arg-type]
+                model=model.api_model, messages=cast(Any, messages), **params
+            )
             completion = raw.parse()
         except openai.OpenAIError as error:
             raise map_error(error, model.name, self.clock.time()) from error

@@ -23,6 +23,7 @@ _PROMPT_SIZES = (
     (0.010, 220_000, 600_000),
     (0.005, 1_100_000, 1_400_000),
 )
+_PROMPT_SIZE_WEIGHTS = tuple((weight, index) for index, (weight, _, _) in enumerate(_PROMPT_SIZES))
 _MAX_TOKENS = ((0.35, 256), (0.35, 512), (0.2, 1024), (0.1, 2048))
 
 
@@ -89,16 +90,15 @@ def generate(
         at = start + day * 86_400 + hour * 3_600 + rng.random() * 3_600
         if at >= end:
             at = start + rng.random() * span
-        weight_table = tuple((w, i) for i, (w, _, _) in enumerate(_PROMPT_SIZES))
-        _, low, high = _PROMPT_SIZES[_weighted(rng, weight_table)]
-        user = rng.randint(1, 40)
+        _, low, high = _PROMPT_SIZES[_weighted(rng, _PROMPT_SIZE_WEIGHTS)]
+        person = rng.randint(1, 40)
         planned.append(
             SimulatedRequest(
                 at=at,
                 prompt_tokens=rng.randint(low, high),
                 max_tokens=_weighted(rng, _MAX_TOKENS),
-                user_id=f"user-{user}",
-                session_id=f"user-{user}-{int(at // 3_600)}",
+                user_id=f"user-{person}",
+                session_id=f"user-{person}-{int(at // 3_600)}",
             )
         )
 
