@@ -8,8 +8,8 @@ writes one export run per simulated UTC day, like a daily scheduled export, plus
 end.
 
 The setting is a small team's: OpenAI tier 1 as primary, Gemini's free tier and Anthropic tier 1 as fallbacks,
-a provider that enforces slightly less quota than the catalog states (other clients share it), so 429s happen
-as well as the router's own refusals, and occasional 500s and timeouts.
+a primary whose provider grants fewer tokens per minute than the catalog states (other clients share the
+organisation's quota), so 429s happen as well as the router's own refusals, and occasional 500s and timeouts.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ BEHAVIOURS = {
         error_rate=0.01,
         timeout_rate=0.002,
         timeout=20.0,
-        limits=Limits(rpm=480, tpm=190_000, rpd=10_000),
+        limits=Limits(rpm=500, tpm=150_000, rpd=10_000),
     ),
     "gemini/gemini-2.5-flash-lite": Behaviour(latency=0.5, error_rate=0.02, tokenizer_ratio=1.1),
     "anthropic/claude-3-5-haiku": Behaviour(latency=0.9, error_rate=0.01, tokenizer_ratio=1.12),

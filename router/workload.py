@@ -2,8 +2,8 @@
 
 A seeded mix over the last D days: steady background traffic that follows the working day, with prompts from
 a few dozen tokens to several hundred thousand (and a rare one beyond every model's window), plus batch-job
-bursts of short prompts packed into one minute, big enough to run past the primary's requests- or
-tokens-per-minute limit. The same seed gives the same workload for the same time window.
+bursts packed into one minute: many tiny requests past the primary's requests per minute, or fewer larger
+ones past its tokens per minute. The same seed gives the same workload for the same time window.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ _PROMPT_SIZES = (
     (0.010, 220_000, 600_000),
     (0.005, 1_100_000, 1_400_000),
 )
+#: Burst sizes: past gpt-4o-mini's 500 requests a minute, and past its 200,000 tokens a minute.
+_RPM_BURST = (520, 620)
+_TPM_BURST = (100, 300)
 _PROMPT_SIZE_WEIGHTS = tuple((weight, index) for index, (weight, _, _) in enumerate(_PROMPT_SIZES))
 _MAX_TOKENS = ((0.35, 256), (0.35, 512), (0.2, 1024), (0.1, 2048))
 
@@ -56,8 +59,7 @@ def generate(
     seed: int,
     start: float,
     end: float,
-    burst_share: float = 0.25,
-    burst_size: tuple[int, int] = (100, 300),
+    burst_share: float = 0.35,
 ) -> Iterator[SimulatedRequest]:
     """``requests`` requests between ``start`` and ``end`` (epoch seconds), in time order."""
     rng = random.Random(seed)
@@ -66,8 +68,15 @@ def generate(
     planned: list[SimulatedRequest] = []
 
     bursts_total = int(requests * burst_share)
+    many_small = True
     while bursts_total > 0:
-        size = min(rng.randint(*burst_size), bursts_total)
+        # Bursts alternate between many tiny requests (past the primary's requests per minute) and fewer
+        # larger ones (past its tokens per minute); the former need a share large enough to exceed the RPM.
+        if many_small and bursts_total >= _RPM_BURST[0]:
+            size, prompt, max_tokens = min(rng.randint(*_RPM_BURST), bursts_total), (60, 200), 64
+        else:
+            size, prompt, max_tokens = min(rng.randint(*_TPM_BURST), bursts_total), (800, 3_000), 1_024
+        many_small = not many_small
         bursts_total -= size
         begin = start + rng.random() * max(span - 120.0, 1.0)
         user = f"batch-{rng.randint(1, 3)}"
@@ -75,8 +84,8 @@ def generate(
             planned.append(
                 SimulatedRequest(
                     at=begin + rng.random() * 55.0,
-                    prompt_tokens=rng.randint(200, 1_500),
-                    max_tokens=512,
+                    prompt_tokens=rng.randint(*prompt),
+                    max_tokens=max_tokens,
                     user_id=user,
                     session_id=f"{user}-{int(begin)}",
                     burst=True,
