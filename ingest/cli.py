@@ -95,6 +95,16 @@ def dbt_passthrough(ctx: typer.Context) -> None:
     raise typer.Exit(run_dbt(ctx.args, db.resolve()))
 
 
+@app.command("show")
+def show(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows per view.")] = 20,
+) -> None:
+    """Print the five fallback views (schema analytics) as tables."""
+    from .show import fetch_views, render_views
+
+    render_views(fetch_views(db.resolve(), limit), console)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one sentence and an exit code."""
     from router.cli import register
