@@ -15,6 +15,9 @@
     )
 }}
 
+{#- Coarse to fine; each length divides the one before, so every bucket lies inside one of the coarser grain. -#}
+{%- set grains = [('day', '24 hours'), ('six_hours', '6 hours'), ('hour', '1 hour'), ('ten_minutes', '10 minutes')] -%}
+
 with
 
 events as (
@@ -74,8 +77,9 @@ events_to_bucket as (
 
     select
         *,
-        {{ utc_trunc('day', 'created_at') }} as day_start,
-        {{ utc_trunc('hour', 'created_at') }} as hour_start
+        {%- for grain, length in grains %}
+        {{ utc_bin(length, 'created_at') }} as {{ grain }}_start{{ ',' if not loop.last }}
+        {%- endfor %}
     from events
     {% if is_incremental() %}
         where created_date in (select bucket_day from days_to_rebuild)
@@ -83,29 +87,24 @@ events_to_bucket as (
 
 ),
 
--- Every event twice: in its UTC day and in its UTC hour. A day is in the window when the window starts at
--- or before the day's start; an hour when the window starts inside the hour's day, at or before the hour.
-in_day_and_hour as (
-
+-- Every event once per grain. A bucket is in the window when the window starts inside the bucket of the
+-- next coarser grain that holds it (any time before, for a day), at or before the bucket's own start.
+in_buckets as (
+    {% for grain, length in grains %}
     select
-        'day' as bucket_grain,
-        day_start as bucket_start,
-        tstzrange(null, day_start, '(]') as window_start_range,
+        '{{ grain }}' as bucket_grain,
+        {{ grain }}_start as bucket_start,
+        tstzrange({{ 'null' if loop.first else grains[loop.index0 - 1][0] ~ '_start' }}, {{ grain }}_start, '(]')
+            as window_start_range,
         events_to_bucket.*
     from events_to_bucket
-
+    {% if not loop.last %}
     union all
-
-    select
-        'hour' as bucket_grain,
-        hour_start as bucket_start,
-        tstzrange(day_start, hour_start, '(]') as window_start_range,
-        events_to_bucket.*
-    from events_to_bucket
-
+    {% endif %}
+    {%- endfor %}
 ),
 
-day_and_hour_buckets as (
+buckets as (
 
     select
         bucket_grain,
@@ -127,14 +126,14 @@ day_and_hour_buckets as (
         count(*) filter (where is_latest_in_trace_group) as affected_traces,
         sum(trace_cost_usd) filter (where is_latest_in_trace_group) as cost_usd_sum,
         count(trace_cost_usd) filter (where is_latest_in_trace_group) as costed_traces
-    from in_day_and_hour
+    from in_buckets
     group by
         bucket_grain, created_date, bucket_start, window_start_range,
         fallback_type, original_model, fallback_model
 
 ),
 
--- Single events: used when the window starts inside the event's hour, at or before the event.
+-- Single events: used when the window starts inside the event's finest bucket, at or before the event.
 event_rows as (
 
     select
@@ -142,7 +141,7 @@ event_rows as (
         created_date as bucket_day,
         created_at as bucket_start,
         event_id,
-        tstzrange(hour_start, created_at, '(]') as window_start_range,
+        tstzrange({{ grains[-1][0] }}_start, created_at, '(]') as window_start_range,
         fallback_type,
         original_model,
         fallback_model,
@@ -162,8 +161,9 @@ event_rows as (
 ),
 
 -- The rows above count a success only when the trace's last successful generation is at or after the
--- row's own start (day, hour or event). A success before that (an event recorded after its answer) still
--- counts for a window starting at or before it: one extra success for exactly those window starts.
+-- row's own start. A success before that (an event recorded after its answer) still counts for a window
+-- starting at or before it: one extra success for exactly the window starts whose rows missed it, those
+-- after the latest of the event's bucket starts that is not after the success.
 success_corrections as (
 
     select
@@ -173,9 +173,9 @@ success_corrections as (
         event_id,
         tstzrange(
             case
-                when last_ok_generation_at < day_start then null
-                when last_ok_generation_at < hour_start then day_start
-                else hour_start
+                {%- for grain, length in grains | reverse %}
+                when last_ok_generation_at >= {{ grain }}_start then {{ grain }}_start
+                {%- endfor %}
             end,
             last_ok_generation_at,
             '(]'
@@ -201,7 +201,7 @@ success_corrections as (
 
 unioned as (
 
-    select * from day_and_hour_buckets
+    select * from buckets
     union all
     select * from event_rows
     union all
@@ -215,7 +215,7 @@ final as (
         *,
         (select max(dbt_refreshed_at) from events) as events_refreshed_through
     from unioned
-    -- a row no window start can select (an hour starting at midnight, an event on the hour) is left out
+    -- a row no window start can select (an hour starting at midnight, an event on a ten-minute mark) is left out
     where not isempty(window_start_range)
 
 )
