@@ -77,12 +77,15 @@ class Observations:
         total_cost: str | None = None,
         model: str = GPT_MINI,
         id_: str | None = None,
+        updated_at: datetime | None = None,
     ) -> str:
         metadata = {} if cost_usd is None else {"cost_usd": cost_usd}
-        return self._add(trace, "GENERATION", "llm_call", at, level, metadata, total_cost, model, id_)
+        return self._add(
+            trace, "GENERATION", "llm_call", at, level, metadata, total_cost, model, id_, updated_at
+        )
 
     def event(self, trace: str, at: datetime, name: str, **metadata: object) -> str:
-        return self._add(trace, "EVENT", name, at, "DEFAULT", metadata, None, None, None)
+        return self._add(trace, "EVENT", name, at, "DEFAULT", metadata, None, None, None, None)
 
     def _add(
         self,
@@ -95,6 +98,7 @@ class Observations:
         total_cost: str | None,
         model: str | None,
         id_: str | None,
+        updated_at: datetime | None,
     ) -> str:
         id_ = id_ or f"{trace}-{next(self._ids)}"
         self.rows.append(
@@ -108,7 +112,7 @@ class Observations:
                 "start_time": at,
                 "end_time": at,
                 "created_at": at + timedelta(seconds=3),
-                "updated_at": at + timedelta(seconds=3),
+                "updated_at": updated_at or at + timedelta(seconds=3),
                 "total_cost": total_cost,
                 "metadata": json.dumps(metadata),
                 "_source_file": "fixture.jsonl",
@@ -118,14 +122,16 @@ class Observations:
         return id_
 
     def load(self, database: Database) -> None:
-        """Insert (or, for an id already there, replace) the rows; ``_loaded_at`` is the server's now()."""
+        """Insert the rows or, for an id already stored, replace it by a newer version (greater
+        ``updated_at``), stamping ``_loaded_at`` with the server's now(): what the loaders do."""
         columns = list(self.rows[0])
         placeholders = ", ".join(f"%({c})s" for c in columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
         with database.connect() as conn:
             conn.cursor().executemany(
                 f"insert into langfuse_raw.observations ({', '.join(columns)}) values ({placeholders})"
-                f" on conflict (id) do update set {updates}, _loaded_at = now()",
+                f" on conflict (id) do update set {updates}, _loaded_at = now()"
+                " where observations.updated_at < excluded.updated_at",
                 self.rows,
             )
             conn.commit()
@@ -272,7 +278,14 @@ def second_load(clock: Clock) -> Observations:
     # T5 gets its generation late: now a success, cost $0.03.
     o.generation("T5", clock.day(4, 12, seconds=0.1), cost_usd=0.03, model=PRO)
     # T3's fallback attempt is re-exported corrected: it did answer (DEFAULT, $0.0025).
-    o.generation("T3", clock.day(3, 12, seconds=0.3), cost_usd=0.0025, model=FLASH_LITE, id_="T3-fallback")
+    o.generation(
+        "T3",
+        clock.day(3, 12, seconds=0.3),
+        cost_usd=0.0025,
+        model=FLASH_LITE,
+        id_="T3-fallback",
+        updated_at=clock.now,
+    )
     # T16: a new rate-limit fallback yesterday, answered ($0.004).
     o.event("T16", clock.day(1, 12), RL, original_model=GPT_MINI, fallback_model=FLASH_LITE)
     o.generation("T16", clock.day(1, 12, seconds=0.3), cost_usd=0.004, model=FLASH_LITE)
