@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -230,6 +230,7 @@ class Generator:
         trace_id = uuid.UUID(int=self.rng.getrandbits(128)).hex
         roll = self.rng.random()
         lines: list[str] = []
+        metadata: dict[str, object]
         if roll < 0.85:
             model = self.rng.choice(PRIMARIES)
             lines.append(self._generation(trace_id, start, model, error=self.rng.random() < 0.03))
@@ -292,7 +293,7 @@ class Generator:
             total_cost=total_cost,
         )
 
-    def _event(self, trace_id: str, start: datetime, name: str, metadata: dict[str, object]) -> str:
+    def _event(self, trace_id: str, start: datetime, name: str, metadata: Mapping[str, object]) -> str:
         return self._row(trace_id, "EVENT", name, start, 0.0, metadata)
 
     def _row(
@@ -302,7 +303,7 @@ class Generator:
         name: str,
         start: datetime,
         latency: float,
-        metadata: dict[str, object],
+        metadata: Mapping[str, object],
         *,
         model: str | None = None,
         level: str = "DEFAULT",
