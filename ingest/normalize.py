@@ -1,0 +1,486 @@
+"""Turn one raw Langfuse observation (any export or API key style) into a typed row, a skip, or a rejection.
+
+A row arrives as a dict (or as the JSON text of one) in any of the styles Langfuse produces: the
+``observations_v2/`` and legacy ``observations/`` exports (snake_case), the UI batch export and the public
+API (camelCase). :class:`Normalizer` returns the row as one line of PostgreSQL ``COPY`` text in the column
+order of :data:`COPY_COLUMNS`, ``None`` for an observation type that is not loaded (counted in
+``skipped``), or raises :class:`RowError` with a one-sentence reason the loader stores in
+``langfuse_raw.rejected_rows``.
+
+Rules (the README's "Ingest" section says the same for users):
+
+- Only ``EVENT`` and ``GENERATION`` rows load; ``id``, ``trace_id``, ``type`` and ``start_time`` are required.
+- Timestamps: ISO-8601 with ``Z`` or an offset, or Langfuse's ``YYYY-MM-DD HH:MM:SS.ffffff`` without a zone,
+  which is UTC. ``updated_at`` falls back to ``created_at``, then to ``start_time``, so every row has a
+  version.
+- ``latency`` and ``time_to_first_token`` are stored in seconds. Some ``observations_v2`` exports write
+  milliseconds; with ``latency_unit="auto"`` a row whose end and start times are known is read in the unit
+  that agrees best with ``end_time - start_time`` (ties: seconds), and rows without both keep the unit last
+  detected in the same file (seconds before any). ``"s"``/``"ms"`` force a unit.
+- Model name: the first non-empty of ``provided_model_name``/``providedModelName``/``model``.
+- Metadata values become natural JSON values, because exports carry a string-to-string map in which SDK v5
+  JSON-encodes every value: a string that is JSON text of a string, object or array is decoded
+  (``"\\"openai/gpt-4o-mini\\""`` -> ``"openai/gpt-4o-mini"``); a string that is a JSON number literal becomes
+  that number, digit for digit (``"150000"`` -> ``150000``, ``"00123"`` stays a string); ``"true"``,
+  ``"false"`` and ``"null"`` become ``true``, ``false`` and ``null``; anything else stays the plain string.
+  So ``metadata->>'original_model'`` is ``openai/gpt-4o-mini`` and ``(metadata->>'estimated_tokens')::int``
+  works whichever encoding the row used. Only the top level is decoded, once.
+- ``model_parameters``, ``usage_details`` and ``cost_details`` are JSON objects (or JSON text of one, or a
+  Parquet map); ``input``/``output`` are kept only with ``with_io`` (prompts and answers are private by
+  default), decoded when they are JSON text.
+- Empty strings are stored as NULL (CSV cannot tell them apart, and root rows carry ``""`` as parent id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import operator
+import re
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+LOADED_TYPES = frozenset({"EVENT", "GENERATION"})
+LATENCY_UNITS = ("auto", "s", "ms")
+
+#: Columns of ``langfuse_raw.observations`` in the order of a normalised COPY line.
+COPY_COLUMNS = (
+    "id", "trace_id", "project_id", "parent_observation_id", "type", "name", "level", "status_message",
+    "environment", "model", "model_parameters", "usage_details", "cost_details", "total_cost", "start_time",
+    "end_time", "completion_start_time", "created_at", "updated_at", "latency", "time_to_first_token",
+    "metadata", "input", "output", "_source_file", "_batch_id",
+)
+
+# Keys per style, in the order of the fields read by Normalizer.from_dict (model is looked up apart).
+_SNAKE = (
+    "trace_id", "project_id", "parent_observation_id", "name", "level", "status_message", "environment",
+    "model_parameters", "usage_details", "cost_details", "total_cost", "start_time", "end_time",
+    "completion_start_time", "created_at", "updated_at", "latency", "time_to_first_token", "metadata",
+)
+_CAMEL = (
+    "traceId", "projectId", "parentObservationId", "name", "level", "statusMessage", "environment",
+    "modelParameters", "usageDetails", "costDetails", "totalCost", "startTime", "endTime",
+    "completionStartTime", "createdAt", "updatedAt", "latency", "timeToFirstToken", "metadata",
+)
+_SNAKE_FIELDS = operator.itemgetter(*_SNAKE)
+_CAMEL_FIELDS = operator.itemgetter(*_CAMEL)
+
+# Shapes of timestamp text PostgreSQL reads exactly as Python does; others are rewritten in ISO form.
+_TS_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d(?::?\d\d)?)?\Z")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
+_FRAGMENT = orjson.Fragment
+_NUMBER_START = frozenset("-0123456789")
+_loads = orjson.loads
+_dumps = orjson.dumps
+_fromiso = datetime.fromisoformat
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+class RowError(ValueError):
+    """A row that cannot be loaded; the message is one sentence for ``rejected_rows.error``."""
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _show(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text[:60] + "..." if len(text) > 60 else text)
+
+
+def natural_value(value: Any) -> Any:
+    """A metadata value as a natural JSON value (see the module docstring for the rule)."""
+    if value.__class__ is not str or not value:
+        return value
+    first = value[0]
+    if first == '"' or first == "{" or first == "[":
+        try:
+            return _loads(value)
+        except _JSONDecodeError:
+            return value
+    if first in _NUMBER_START:
+        if not _JSON_NUMBER.match(value):
+            return value
+        if len(value) < 16 and "." not in value and "e" not in value and "E" not in value:
+            return int(value)
+        number = float(value)
+        # Otherwise a Fragment, written verbatim, keeps every digit (a float would round or reformat them).
+        return number if repr(number) == value else _FRAGMENT(value)
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    if value == "null":
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    # Parquet decimals (cost maps) keep their exact digits.
+    if isinstance(value, Decimal) and value.is_finite():
+        return _FRAGMENT(str(value))
+    raise TypeError(f"{_kind(value)} is not a JSON value")
+
+
+def _copy_json(value: Any, field: str) -> str:
+    """JSON text escaped for COPY's text format (only the backslash can occur: orjson escapes controls)."""
+    try:
+        text = _dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:
+        raise RowError(f"{field} cannot be stored as JSON: {exc}") from None
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def escape_copy_text(text: str) -> str:
+    """Text escaped for a field of COPY's text format."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _pairs_to_dict(value: list | tuple, field: str) -> dict:
+    # Parquet map columns arrive as lists of (key, value) pairs.
+    try:
+        return dict(value)
+    except (TypeError, ValueError):
+        raise RowError(f"{field} must be a JSON object, got {_kind(value)}") from None
+
+
+def _object(value: Any, field: str) -> dict | None:
+    """A JSON-object column: a dict, JSON text of one, or a Parquet map; empty means NULL."""
+    if value is None or value == "":
+        return None
+    cls = value.__class__
+    if cls is dict:
+        return value
+    if cls is str:
+        try:
+            value = _loads(value)
+        except _JSONDecodeError:
+            raise RowError(f"{field} must be a JSON object, got {_show(value)}") from None
+        if value is None:
+            return None
+        if value.__class__ is dict:
+            return value
+        raise RowError(f"{field} must be a JSON object, got {_kind(value)}")
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return _pairs_to_dict(value, field)
+    raise RowError(f"{field} must be a JSON object, got {_kind(value)}")
+
+
+def _object_text(value: Any, field: str) -> str:
+    """A JSON-object column as COPY text ("" for NULL)."""
+    if value is None or value == "":
+        return ""
+    if value.__class__ is dict:
+        try:
+            text = _dumps(value).decode()
+        except TypeError:  # a Parquet decimal or a non-string key
+            return _copy_json(value, field)
+        return text.replace("\\", "\\\\") if "\\" in text else text
+    if value.__class__ is str:
+        # JSON text is kept as written; PostgreSQL checks its syntax (a row it refuses is rejected alone).
+        if value.lstrip()[:1] != "{":
+            if value.strip() == "null":
+                return ""
+            raise RowError(f"{field} must be a JSON object, got {_show(value)}")
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return escape_copy_text(value)
+        return value
+    return _copy_json(_object(value, field), field)
+
+
+def _metadata_text(metadata: dict) -> str:
+    """Metadata as COPY text, each value made natural (see :func:`natural_value`)."""
+    get = _natural_cache.get
+    try:
+        # Metadata values repeat (model names, reasons, flags): remembered decodings save most of the work.
+        values = {k: n if (n := get(v, _MISSING)) is not _MISSING else _natural_miss(v)
+                  for k, v in metadata.items()}
+    except TypeError:  # an unhashable value (an object from the API) needs no decoding
+        values = {k: natural_value(v) for k, v in metadata.items()}
+    try:
+        text = _dumps(values).decode()
+    except TypeError:
+        return _copy_json(values, "metadata")
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+_MISSING = object()
+_natural_cache: dict[str, Any] = {}
+_NATURAL_CACHE_SIZE = 50_000
+
+
+def _natural_miss(value: Any) -> Any:
+    natural = natural_value(value)
+    # Only strings (True == 1 would confuse a mixed cache), and not numbers: those rarely repeat.
+    if value.__class__ is str and value and value[0] not in _NUMBER_START:
+        if len(_natural_cache) >= _NATURAL_CACHE_SIZE:
+            _natural_cache.clear()
+        _natural_cache[value] = natural
+    return natural
+
+
+def _any_json(value: Any, field: str) -> str:
+    """``input``/``output``: any JSON value; text that is not JSON is kept as a JSON string."""
+    if value is None:
+        return ""
+    if value.__class__ is str:
+        with contextlib.suppress(_JSONDecodeError):
+            value = _loads(value)
+    return _copy_json(value, field)
+
+
+def _timestamp(value: Any, field: str) -> str:
+    """A timestamp as COPY text (validated); zone-less values are UTC (the loader's session is in UTC)."""
+    if value.__class__ is str:
+        try:
+            moment = _fromiso(value)
+        except ValueError:
+            raise RowError(f"{field} is not a timestamp: {_show(value)}") from None
+        if (len(value) == 26 and value[10] == " ") or _TS_TEXT.match(value):
+            return value
+        return moment.isoformat()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        raise RowError(f"{field} is a date without a time: {value.isoformat()}")
+    raise RowError(f"{field} must be a timestamp, got {_kind(value)}")
+
+
+def _timestamp_text(value: Any, field: str, check: bool = False) -> str:
+    """A timestamp column as COPY text ("" for NULL). Text in Langfuse's own export shape is passed on as it
+    is (parsed here only when ``check``); anything else goes through :func:`_timestamp`."""
+    if value is None or value == "":
+        return ""
+    if value.__class__ is str and len(value) == 26 and value[10] == " ":
+        if check:
+            try:
+                _fromiso(value)
+            except ValueError:
+                raise RowError(f"{field} is not a timestamp: {_show(value)}") from None
+        return value
+    return _timestamp(value, field)
+
+
+def version_key(text: str) -> datetime:
+    """A row's ``updated_at`` text (as normalised) as a comparable moment."""
+    return _aware(_fromiso(text))
+
+
+def _number(value: Any, field: str) -> float | None:
+    """A number as float (None for null or empty); booleans, non-numeric text and NaN/infinity are errors."""
+    if value is None or value == "":
+        return None
+    cls = value.__class__
+    if cls is float or cls is int:
+        result = float(value)
+    elif cls is str:
+        text = value.strip()
+        if not _JSON_NUMBER.match(text):
+            raise RowError(f"{field} must be a number, got {_show(value)}")
+        result = float(text)
+    elif cls is Decimal:
+        result = float(value)
+    else:
+        raise RowError(f"{field} must be a number, got {_kind(value)}")
+    if not math.isfinite(result):
+        raise RowError(f"{field} must be a finite number, got {_show(value)}")
+    return result
+
+
+def _number_text(value: Any, field: str) -> str:
+    """A number for a NUMERIC column: the exported digits when given as text, so decimals stay exact."""
+    if value is None or value == "":
+        return ""
+    cls = value.__class__
+    if cls is float:
+        if not math.isfinite(value):
+            raise RowError(f"{field} must be a finite number, got {_show(value)}")
+        return repr(value)
+    if cls is int:
+        return str(value)
+    if cls is str:
+        text = value.strip()
+        if _JSON_NUMBER.match(text):
+            return text
+        raise RowError(f"{field} must be a number, got {_show(value)}")
+    if cls is Decimal:
+        if not value.is_finite():
+            raise RowError(f"{field} must be a finite number, got {_show(str(value))}")
+        return str(value)
+    raise RowError(f"{field} must be a number, got {_kind(value)}")
+
+
+def _text(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if value.__class__ is not str:
+        raise RowError(f"{field} must be a string, got {_kind(value)}")
+    return value
+
+
+_TEXT_FIELDS = ("id", "trace_id", "project_id", "parent_observation_id", "type", "name", "level",
+                "status_message", "environment", "model")
+
+
+class Normalizer:
+    """Normalises the rows of one source (one file or one API page run); holds that source's detected
+    latency unit and its counts of skipped types."""
+
+    def __init__(self, *, suffix: str, with_io: bool = False, latency_unit: str = "auto") -> None:
+        if latency_unit not in LATENCY_UNITS:
+            raise ValueError(f"latency_unit must be one of {LATENCY_UNITS}")
+        #: Appended to every line: the tab-separated ``_source_file`` and ``_batch_id``.
+        self.suffix = suffix
+        self.with_io = with_io
+        self.latency_unit = latency_unit
+        self._millis = latency_unit == "ms"
+        self.skipped: Counter[str] = Counter()
+
+    def from_text(self, text: bytes | str) -> tuple[str, str, str] | None:
+        """Normalise the JSON text of one row (a JSONL line)."""
+        try:
+            row = _loads(text)
+        except _JSONDecodeError as exc:
+            raise RowError(f"not valid JSON: {exc}") from None
+        if row.__class__ is not dict:
+            raise RowError(f"a row must be a JSON object, got {_kind(row)}")
+        return self.from_dict(row)
+
+    def from_dict(self, row: Mapping[str, Any]) -> tuple[str, str, str] | None:
+        """Normalise one row: ``(id, updated_at, copy_line)``, or None for a type that is not loaded.
+
+        ``updated_at`` is the row's version as text; :func:`version_key` makes it comparable."""
+        get = row.get
+        typ = get("type")
+        if typ.__class__ is not str or typ not in LOADED_TYPES:
+            if typ is None or typ == "":
+                raise RowError("the row has no type")
+            if typ.__class__ is not str:
+                raise RowError(f"type must be a string, got {_kind(typ)}")
+            upper = typ.upper()
+            if upper not in LOADED_TYPES:
+                self.skipped[upper] += 1
+                return None
+            typ = upper
+        oid = get("id")
+        if not oid:
+            raise RowError("the row has no id")
+        if oid.__class__ is not str:
+            raise RowError(f"id must be a string, got {_kind(oid)}")
+        camel = "traceId" in row
+        try:  # exports carry every key: one C-level lookup of all of them
+            fields = (_CAMEL_FIELDS if camel else _SNAKE_FIELDS)(row)
+        except KeyError:
+            fields = tuple(map(get, _CAMEL if camel else _SNAKE))
+        (trace_id, project_id, parent_id, name, level, status_message, environment, model_parameters,
+         usage_details, cost_details, total_cost, start_time, end_time, completion_start_time, created_at,
+         updated_at, latency, ttft, metadata) = fields
+        model = get("provided_model_name") or get("providedModelName") or get("model")
+        if not trace_id:
+            raise RowError("the row has no trace id")
+        if start_time is None or start_time == "":
+            raise RowError("the row has no start time")
+
+        # Text columns: one join and one scan for the common case of nothing to escape or reject.
+        texts = (oid, trace_id, project_id or "", parent_id or "", typ, name or "", level or "",
+                 status_message or "", environment or "", model or "")
+        try:
+            text_part = "\t".join(texts)
+        except TypeError:
+            for field, value in zip(_TEXT_FIELDS, texts, strict=True):
+                _text(value, field)
+            raise
+        if "\\" in text_part or "\n" in text_part or "\r" in text_part or text_part.count("\t") != 9:
+            text_part = "\t".join(escape_copy_text(t) for t in texts)
+
+        # start and updated are checked here (they order and identify versions); PostgreSQL checks the others,
+        # and a row it refuses is rejected alone (see ingest.loader).
+        start_text = _timestamp_text(start_time, "start_time", check=True)
+        end_text = _timestamp_text(end_time, "end_time")
+        completion_text = _timestamp_text(completion_start_time, "completion_start_time")
+        created_text = _timestamp_text(created_at, "created_at")
+        if updated_at is None or updated_at == "":
+            updated_text = created_text or start_text
+        else:
+            updated_text = _timestamp_text(updated_at, "updated_at", check=True)
+
+        # JSON numbers arrive as float (non-finite ones cannot); everything else goes the careful way.
+        if latency is not None and (latency.__class__ is not float or latency - latency != 0.0):
+            latency = _number(latency, "latency")
+        if ttft is not None and (ttft.__class__ is not float or ttft - ttft != 0.0):
+            ttft = _number(ttft, "time_to_first_token")
+        if (latency or ttft) and self.latency_unit != "s":  # zero reads the same in both units
+            latency, ttft = self._seconds(latency, ttft, start_text, end_text)
+
+        if metadata is None or metadata == "" or metadata == {}:
+            metadata_text = "{}"
+        else:
+            if metadata.__class__ is not dict:
+                metadata = _object(metadata, "metadata") or {}
+            metadata_text = _metadata_text(metadata)
+        parameters_text = _object_text(model_parameters, "model_parameters")
+        usage_text = "{}" if usage_details == {} else _object_text(usage_details, "usage_details")
+        cost_text = "{}" if cost_details == {} else _object_text(cost_details, "cost_details")
+        if self.with_io:
+            io_part = _any_json(get("input"), "input") + "\t" + _any_json(get("output"), "output")
+        else:
+            io_part = "\t"
+        if total_cost is None:
+            cost_number = ""
+        elif total_cost.__class__ is float and total_cost - total_cost == 0.0:
+            cost_number = repr(total_cost)
+        else:
+            cost_number = _number_text(total_cost, "total_cost")
+
+        line = "\t".join((
+            text_part, parameters_text, usage_text, cost_text,
+            cost_number,
+            start_text, end_text, completion_text, created_text, updated_text,
+            "" if latency is None else repr(latency), "" if ttft is None else repr(ttft),
+            metadata_text, io_part,
+        )) + self.suffix
+        return oid, updated_text, line
+
+    def _seconds(self, latency: float | None, ttft: float | None, start_text: str,
+                 end_text: str) -> tuple[float | None, float | None]:
+        if self.latency_unit == "auto" and latency is not None and end_text:
+            start, end = _fromiso(start_text), _fromiso(end_text)
+            try:
+                elapsed = (end - start).total_seconds()
+            except TypeError:  # one zone-less, one with a zone: both are UTC
+                elapsed = (_aware(end) - _aware(start)).total_seconds()
+            as_seconds, as_millis = abs(latency - elapsed), abs(latency / 1000 - elapsed)
+            if as_millis < as_seconds:
+                if not self._millis:
+                    logger.info("latency read as milliseconds from here on")
+                self._millis = True
+            elif as_seconds < as_millis:
+                self._millis = False
+        if self._millis:
+            return (None if latency is None else latency / 1000), (None if ttft is None else ttft / 1000)
+        return latency, ttft
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
