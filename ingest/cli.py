@@ -61,6 +61,40 @@ def db_stop() -> None:
     console.print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")
 
 
+@ingest_app.command("files")
+def ingest_files_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH...", help="Export files, folders or blob-storage export prefixes.",
+                       show_default=False),
+    ],
+    with_io: Annotated[
+        bool, typer.Option("--with-io", help="Also copy input and output (prompts and answers).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Load files even if the same content was loaded before.")
+    ] = False,
+    latency_unit: Annotated[
+        str, typer.Option("--latency-unit", help="Unit of latency in the files: auto (per row), s or ms.")
+    ] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Load Langfuse export files (JSONL, JSON, CSV, Parquet; gzipped or not) into schema langfuse_raw.
+
+    Exit code 0 when every row loaded, 1 when a row was rejected or a file failed, 2 for a usage error.
+    """
+    from .files import ingest_files
+    from .progress import make_reporter
+
+    if latency_unit not in ("auto", "s", "ms"):
+        raise UsageError(f"--latency-unit must be auto, s or ms, not {latency_unit!r}.")
+    reporter = make_reporter(as_json=as_json)
+    result = ingest_files(db.resolve, paths, reporter=reporter, with_io=with_io, force=force,
+                          latency_unit=latency_unit)
+    reporter.summary(result)
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("build")
 def build(
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection.")] = None,

@@ -1,0 +1,394 @@
+"""``autopicker ingest files PATH...``: find Langfuse export files, check them against their manifests, load.
+
+A PATH is a file, a folder, or a blob-storage export prefix copied locally
+(``{prefix}{projectId}/{table}/{YYYY-MM-DDTHH-MM-SS}.{ext}[.gz]`` with manifests in
+``{prefix}{projectId}/manifests/``). Decisions a user can rely on (the README says the same):
+
+- Tables ``observations_v2/`` and ``observations/`` load; ``traces/`` and ``scores/`` (and UI exports of
+  those) are ignored with a note. In a plain folder every file with a known extension is loaded.
+- Under an export prefix that has a ``manifests/`` folder, a run is complete only when its manifest exists:
+  the files a manifest lists are loaded; a file no manifest lists (a run still being written) is skipped
+  with a warning, unless it is named explicitly on the command line. A listed file that is missing is an
+  error naming it. After a listed file is loaded, its row count must equal the manifest's ``rowCount``;
+  otherwise that is an error. Each file is still one transaction of its own: the other files of the run
+  (and the rows of a file whose count disagrees) stay loaded, since every row is loaded idempotently; a file
+  whose count disagrees is not recorded as loaded, so the next run checks it again. Any of these errors
+  makes the exit code 1.
+- A file whose content (SHA-256) was loaded before is skipped unless ``force``.
+- A file that cannot be read at all is reported in one sentence; nothing from it is loaded and the other
+  files still load.
+- One row in ``langfuse_raw.load_batches`` per run; ``_source_file`` is the manifest's object key for
+  export files, else the path as given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import psycopg
+
+from .chunks import ParserFailed
+from .db import Database
+from .errors import UsageError, UserError
+from .loader import LoadStats, finish_batch, load_source, start_batch
+from .readers import SUPPORTED, FileFormat, UnreadableFile, detect_format, read_rows
+
+logger = logging.getLogger(__name__)
+
+LOADED_TABLES = ("observations_v2", "observations")
+IGNORED_TABLES = ("traces", "scores")
+_UI_EXPORT = re.compile(r"\d+-lf-(?P<table>[a-z_]+)-export-.+", re.IGNORECASE)
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class FileTask:
+    """One file to load."""
+
+    path: Path
+    name: str  # shown to the user and stored as _source_file
+    fmt: FileFormat
+    size: int
+    expected_rows: int | None = None  # the manifest's rowCount
+    manifest: str | None = None  # the manifest that lists the file
+
+
+@dataclass
+class Plan:
+    """What a run will load, and what it found wrong or left out before loading anything."""
+
+    tasks: list[FileTask] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileResult:
+    task: FileTask
+    status: str  # "loaded", "already loaded" or "failed"
+    stats: LoadStats = field(default_factory=LoadStats)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    batch_id: int | None
+    files: list[FileResult]
+    totals: LoadStats
+    notes: list[str]
+    warnings: list[str]
+    errors: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors or self.totals.rejected else 0
+
+
+class FileSource:
+    """A file as a :class:`ingest.chunks.RowSource` (opened where it is read: possibly a child process)."""
+
+    def __init__(self, task: FileTask) -> None:
+        self.path, self.name, self.fmt = task.path, task.name, task.fmt
+        self._file: IO[bytes] | None = None
+
+    def rows(self) -> Iterator[tuple[int | None, Any]]:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, after the last row
+        except OSError as exc:
+            raise UnreadableFile(f"{self.name} cannot be opened: {exc.strerror or exc}") from None
+        self._file = handle
+        try:
+            yield from read_rows(handle, self.name, self.fmt)
+        finally:
+            self._file = None
+            handle.close()
+
+    def position(self) -> int | None:
+        handle = self._file
+        try:
+            return handle.tell() if handle is not None else None
+        except (OSError, ValueError):
+            return None
+
+
+# -- planning ------------------------------------------------------------------------------------------
+
+
+def plan_files(args: Sequence[str]) -> Plan:
+    """Resolve the command line's PATHs into files to load; a PATH that is not there is a usage error."""
+    if not args:
+        raise UsageError("Give at least one file or folder to load.")
+    for arg in args:
+        if not Path(arg).exists():
+            raise UsageError(f"{arg} does not exist.")
+    plan = Plan()
+    seen: set[Path] = set()
+    ignored: Counter[str] = Counter()
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            _plan_folder(path, plan, seen, ignored)
+        else:
+            _plan_explicit(path, plan, seen, ignored)
+    for what, count in sorted(ignored.items()):
+        plan.notes.append(f"ignored {count} {what}")
+    return plan
+
+
+def _plan_explicit(path: Path, plan: Plan, seen: set[Path], ignored: Counter[str]) -> None:
+    fmt = detect_format(path.name)
+    if fmt is None:
+        raise UsageError(f"{path}: cannot tell the format from the name (expected {SUPPORTED}).")
+    table = _table_of(path)
+    if table in IGNORED_TABLES:
+        ignored[f"file(s) of table {table} (only observations are loaded)"] += 1
+        return
+    project = path.parent.parent if path.parent.name in LOADED_TABLES else None
+    # A file named explicitly loads even if no manifest lists it; when one does, its row count is checked.
+    listing = _manifest_listing(project, Plan()) if project is not None and _has_manifests(project) else {}
+    entry = listing.get(path.resolve())
+    _add_task(path, fmt, plan, seen, entry)
+
+
+def _plan_folder(folder: Path, plan: Plan, seen: set[Path], ignored: Counter[str]) -> None:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
+    listings: dict[Path, dict[Path, dict[str, Any]]] = {}
+    for path in files:  # every run with a manifest here is checked, even one whose files are all missing
+        project = path.parent.parent
+        if path.parent.name == "manifests" and project not in listings:
+            listings[project] = _manifest_listing(project, plan)
+    for path in files:
+        parent = path.parent
+        if parent.name == "manifests":
+            continue  # a manifests/ folder holds manifests, read with their project above
+        table = _table_of(path)
+        if table in IGNORED_TABLES:
+            ignored[f"file(s) of table {table} (only observations are loaded)"] += 1
+            continue
+        entry = None
+        project = parent.parent if parent.name in LOADED_TABLES else None
+        if project is not None and _has_manifests(project):
+            if project not in listings:
+                listings[project] = _manifest_listing(project, plan)
+            entry = listings[project].get(path.resolve())
+            if entry is None:
+                plan.warnings.append(
+                    f"skipped {path}: no manifest lists it, so its export run is not complete "
+                    "(name the file to load it anyway)"
+                )
+                continue
+        fmt = detect_format(path.name)
+        if fmt is None:
+            ignored["file(s) with an unknown extension"] += 1
+            continue
+        _add_task(path, fmt, plan, seen, entry)
+
+
+def _add_task(path: Path, fmt: FileFormat, plan: Plan, seen: set[Path], entry: dict[str, Any] | None) -> None:
+    resolved = path.resolve()
+    if resolved in seen:
+        return
+    seen.add(resolved)
+    task = FileTask(path=path, name=str(path), fmt=fmt, size=path.stat().st_size)
+    if entry is not None:
+        task.name = entry["key"]
+        task.expected_rows = entry.get("rowCount")
+        task.manifest = entry["manifest"]
+    plan.tasks.append(task)
+
+
+def _table_of(path: Path) -> str | None:
+    """The export table a file belongs to, from its folder or from a UI export's file name."""
+    if path.parent.name in LOADED_TABLES + IGNORED_TABLES:
+        return path.parent.name
+    match = _UI_EXPORT.fullmatch(path.name)
+    return match.group("table").lower() if match else None
+
+
+def _has_manifests(project: Path) -> bool:
+    return (project / "manifests").is_dir()
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One observations file an export run's manifest lists."""
+
+    key: str  # the object key, as the manifest writes it
+    relative: str  # "{table}/{file name}": where the file sits under its project's prefix
+    row_count: int | None
+
+
+def read_manifest(text: str | bytes, shown: str) -> tuple[list[ManifestEntry], list[str]]:
+    """The observations files a manifest lists (other tables left out), and what is wrong with it, one
+    sentence each. ``shown`` names the manifest in those sentences."""
+    try:
+        document = json.loads(text)
+        entries = document["files"]
+        if not isinstance(entries, list):
+            raise TypeError("files is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        return [], [f"manifest {shown} cannot be read ({exc}); its run's files are not loaded."]
+    listed, errors = [], []
+    for entry in entries:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key:
+            errors.append(f"manifest {shown} has a file entry without a key.")
+            continue
+        parts = PurePosixPath(key).parts
+        table = entry.get("table") or (parts[-2] if len(parts) >= 2 else "")
+        if table not in LOADED_TABLES:
+            continue
+        count = entry.get("rowCount")
+        listed.append(ManifestEntry(
+            key=key,
+            # Keys hold the export prefix; the file is found in its table folder under the project.
+            relative="/".join(parts[-2:]),
+            row_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        ))
+    return listed, errors
+
+
+def _manifest_listing(project: Path, plan: Plan) -> dict[Path, dict[str, Any]]:
+    """Files the project's manifests list (resolved local path -> entry with key, rowCount, manifest);
+    missing listed files and unreadable manifests are added to the plan's errors."""
+    listing: dict[Path, dict[str, Any]] = {}
+    for manifest in sorted((project / "manifests").glob("*.json")):
+        shown = f"{project.name}/manifests/{manifest.name}"
+        try:
+            text = manifest.read_bytes()
+        except OSError as exc:
+            text = b""  # read_manifest reports it as unreadable
+            logger.debug("cannot read %s: %s", manifest, exc)
+        entries, errors = read_manifest(text, shown)
+        plan.errors += errors
+        for entry in entries:
+            local = project / entry.relative
+            if not local.is_file():
+                plan.errors.append(f"manifest {shown} lists {entry.key}, but that file is missing.")
+                continue
+            listing[local.resolve()] = {"key": entry.key, "rowCount": entry.row_count, "manifest": shown}
+    return listing
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
+
+def content_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes, as stored (compressed files are hashed compressed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_files(database: Database | Callable[[], Database], args: Sequence[str], *, reporter: Any,
+                 with_io: bool = False, force: bool = False, latency_unit: str = "auto") -> RunResult:
+    """Load the files ``args`` name; progress, warnings and errors go to ``reporter`` as they happen.
+
+    ``database`` may be a callable (such as :func:`ingest.db.resolve`), called only once the PATHs are
+    known to be good, so a usage error never starts a server."""
+    from .raw import ensure_raw_schema
+
+    plan = plan_files(args)
+    for note in plan.notes:
+        reporter.note(note)
+    for warning in plan.warnings:
+        reporter.warning(warning)
+    for error in plan.errors:
+        reporter.error(error)
+    result = RunResult(None, [], LoadStats(), plan.notes, plan.warnings, list(plan.errors))
+    if not plan.tasks:
+        reporter.note("no files to load")
+        return result
+    if not isinstance(database, Database):
+        database = database()
+    ensure_raw_schema(database)
+    with database.connect() as conn:
+        result.batch_id = start_batch(conn, "files: " + " ".join(args))
+        reporter.start(plan.tasks)
+        try:
+            for task in plan.tasks:
+                outcome = _ingest_one(conn, task, result.batch_id, reporter, with_io=with_io, force=force,
+                                      latency_unit=latency_unit)
+                result.files.append(outcome)
+                result.totals.add(outcome.stats)
+                if outcome.error:
+                    result.errors.append(outcome.error)
+                    reporter.error(outcome.error)
+                reporter.file_done(outcome)
+        finally:
+            reporter.stop()
+        finish_batch(conn, result.batch_id, result.totals)
+    return result
+
+
+def _ingest_one(conn: psycopg.Connection, task: FileTask, batch_id: int, reporter: Any, *, with_io: bool,
+                force: bool, latency_unit: str) -> FileResult:
+    started = time.monotonic()
+    reporter.file_started(task)
+    try:
+        digest = content_hash(task.path)
+    except OSError as exc:
+        return FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror or exc}.")
+    if not force:
+        earlier = conn.execute(
+            "SELECT source_file FROM langfuse_raw.loaded_files WHERE content_hash = %s", (digest,)
+        ).fetchone()
+        conn.rollback()  # end the read's transaction: each load runs in a transaction of its own
+        if earlier is not None:
+            reporter.file_progress(task, 0, task.size)
+            return FileResult(task, "already loaded", seconds=time.monotonic() - started)
+    mismatch: list[str] = []
+
+    def record(cur: psycopg.Cursor, stats: LoadStats) -> None:
+        if task.expected_rows is not None and stats.rows_read != task.expected_rows:
+            mismatch.append(
+                f"{task.name} has {stats.rows_read:,} rows but manifest {task.manifest} says "
+                f"{task.expected_rows:,}; its rows are loaded, and it will be checked again on the next run."
+            )
+            return
+        cur.execute(
+            "INSERT INTO langfuse_raw.loaded_files (content_hash, source_file, size_bytes, rows_read, "
+            "rows_loaded, rows_rejected, _batch_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (content_hash) DO UPDATE SET source_file = excluded.source_file, "
+            "size_bytes = excluded.size_bytes, rows_read = excluded.rows_read, "
+            "rows_loaded = excluded.rows_loaded, rows_rejected = excluded.rows_rejected, "
+            "_batch_id = excluded._batch_id, loaded_at = now()",
+            (digest, task.name, task.size, stats.rows_read, stats.loaded, stats.rejected, batch_id),
+        )
+
+    def progress(stats: LoadStats, position: int | None) -> None:
+        reporter.file_progress(task, stats.rows_read, position)
+
+    try:
+        stats = load_source(conn, FileSource(task), source=task.name, batch_id=batch_id, size=task.size,
+                            with_io=with_io, latency_unit=latency_unit, before_commit=record,
+                            on_chunk=progress)
+    except UnreadableFile as exc:
+        return FileResult(task, "failed", error=f"{exc} Nothing from it was loaded.",
+                          seconds=time.monotonic() - started)
+    except ParserFailed as exc:
+        logger.error("%s", exc)
+        error = f"{task.name}: the parser failed; nothing from it was loaded."
+        return FileResult(task, "failed", error=error, seconds=time.monotonic() - started)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"Lost the database connection while loading {task.name}: {reason}") from None
+    reporter.file_progress(task, stats.rows_read, task.size)
+    return FileResult(task, "loaded", stats, mismatch[0] if mismatch else None, time.monotonic() - started)
