@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from . import db
+from .api_command import ingest_api_command
 from .errors import UsageError, UserError
 
 app = typer.Typer(
@@ -31,6 +32,9 @@ db_app = typer.Typer(
 ingest_app = typer.Typer(help="Load Langfuse observations into schema langfuse_raw.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
+
+# Reading Langfuse's API, the nightly job and the seed's examples: bodies in their own modules.
+ingest_app.command("api")(ingest_api_command)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -120,6 +120,11 @@ ingest_state = Table(
     Column("type", Text, nullable=False),
     Column("watermark", TS, nullable=False),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    # The range an interrupted run left half-read (see ingest.api_ingest): [range_from, range_before) is
+    # still to be read, and once it is, the watermark moves to range_until. NULL when nothing is pending.
+    Column("range_from", TS),
+    Column("range_before", TS),
+    Column("range_until", TS),
     PrimaryKeyConstraint("project_id", "type"),
 )
 

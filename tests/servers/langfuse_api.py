@@ -4,7 +4,9 @@ It implements what the warehouse reads: ``GET /api/public/v2/observations`` (Bas
 most 1000 rows, newest first by start time, field groups, the ``type``/``name``/``traceId``/``fromStartTime``
 (inclusive)/``toStartTime`` (exclusive) filters) and ``GET /api/public/projects``. Faults can be queued for
 the next observation requests: a 429 with ``Retry-After``, a 500, a slow answer (held until the client gives
-up) and a dropped connection. Every request is logged so tests can count what a run read.
+up), a dropped connection, a held answer (served normally once ``state.release`` is set) and ``ok`` (no
+fault, to let requests through before a later fault). Every request is logged so tests can count what a run
+read.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import collections
 import json
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +39,8 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
     "time": ("completionStartTime", "createdAt", "updatedAt"),
     "io": ("input", "output"),
     "metadata": ("metadata",),
-    "model": ("model", "internalModelId", "modelParameters"),
+    # The published spec names the model `providedModelName`, servers send `model`: serve whichever a row has.
+    "model": ("model", "providedModelName", "internalModelId", "modelParameters"),
     "usage": ("usageDetails", "costDetails", "totalCost", "usagePricingTierName"),
     "prompt": ("promptId", "promptName", "promptVersion"),
     "metrics": ("latency", "timeToFirstToken"),
@@ -55,7 +59,7 @@ def iso(ts: datetime) -> str:
 
 @dataclass
 class Fault:
-    """One fault to apply to the next observations request: kind is 429, 500, slow or drop."""
+    """One fault to apply to the next observations request: kind is 429, 500, slow, drop, hold or ok."""
 
     kind: str
     retry_after: float = 1.0
@@ -151,6 +155,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            if fault.kind == "hold":
+                # Answer normally, but only once the test lets it (e.g. after killing the client).
+                state.release.wait(60)
         self._observations(params)
 
     def _observations(self, params: dict[str, str]) -> None:
@@ -194,6 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: LangfuseState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timed out, killed) is what some tests arrange; anything else is reported.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class LangfuseAPIServer:
