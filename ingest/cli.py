@@ -69,8 +69,8 @@ def db_stop() -> None:
 def ingest_files_command(
     paths: Annotated[
         list[str],
-        typer.Argument(metavar="PATH...", help="Export files, folders or blob-storage export prefixes.",
-                       show_default=False),
+        typer.Argument(metavar="PATH...", help="Export files, folders or blob-storage export prefixes "
+                       "(local, or s3://bucket/prefix/).", show_default=False),
     ],
     with_io: Annotated[
         bool, typer.Option("--with-io", help="Also copy input and output (prompts and answers).")
@@ -87,13 +87,13 @@ def ingest_files_command(
 
     Exit code 0 when every row loaded, 1 when a row was rejected or a file failed, 2 for a usage error.
     """
-    from .files import ingest_files
     from .progress import make_reporter
+    from .s3_export import ingest_paths  # local PATHs as ingest.files does, s3:// locations from S3
 
     if latency_unit not in ("auto", "s", "ms"):
         raise UsageError(f"--latency-unit must be auto, s or ms, not {latency_unit!r}.")
     reporter = make_reporter(as_json=as_json)
-    result = ingest_files(db.resolve, paths, reporter=reporter, with_io=with_io, force=force,
+    result = ingest_paths(db.resolve, paths, reporter=reporter, with_io=with_io, force=force,
                           latency_unit=latency_unit)
     reporter.summary(result)
     raise typer.Exit(result.exit_code)

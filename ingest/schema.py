@@ -22,7 +22,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 
 RAW_SCHEMA = "langfuse_raw"
 TS = TIMESTAMP(timezone=True)
@@ -136,6 +136,10 @@ export_state = Table(
     Column("last_manifest_key", Text, nullable=False),
     Column("runs_loaded", Integer, nullable=False, server_default=text("0")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    # See ingest.s3_export: files loaded from runs that are not complete yet (object key -> ETag), and
+    # runs that failed their checks (tried again on every later ingest).
+    Column("pending_files", JSONB),
+    Column("failed_manifests", ARRAY(Text)),
 )
 
 # Serialises concurrent create-or-upgrade runs (two ingests starting at once on an empty database).
