@@ -18,6 +18,7 @@ from rich.console import Console
 from . import db
 from .api_command import ingest_api_command
 from .errors import UsageError, UserError
+from .fallbacks import fallbacks_command
 
 app = typer.Typer(
     name="autopicker",
@@ -35,6 +36,7 @@ app.add_typer(ingest_app, name="ingest")
 
 # Reading Langfuse's API, the nightly job and the seed's examples: bodies in their own modules.
 ingest_app.command("api")(ingest_api_command)
+app.command("fallbacks")(fallbacks_command)
 
 console = Console()
 err_console = Console(stderr=True)
