@@ -19,6 +19,7 @@ from . import db
 from .api_command import ingest_api_command
 from .errors import UsageError, UserError
 from .fallbacks import fallbacks_command
+from .nightly import nightly_command
 
 app = typer.Typer(
     name="autopicker",
@@ -36,6 +37,7 @@ app.add_typer(ingest_app, name="ingest")
 
 # Reading Langfuse's API, the nightly job and the seed's examples: bodies in their own modules.
 ingest_app.command("api")(ingest_api_command)
+app.command("nightly")(nightly_command)
 app.command("fallbacks")(fallbacks_command)
 
 console = Console()
