@@ -81,9 +81,9 @@ def test_a_second_job_with_wait_waits_for_the_first(database: Database) -> None:
         waiter.start()
         assert wait_until(lambda: _waiting_for_lock(database)), "the second job never queued for the lock"
         assert not acquired.is_set()
-        with pytest.raises(UserError, match="Another `autopicker nightly` is running on this warehouse"):
-            with nightly_lock(database, wait=False):
-                pass
+        with (pytest.raises(UserError, match="Another `autopicker nightly` is running on this warehouse"),
+              nightly_lock(database, wait=False)):
+            pass
     waiter.join(timeout=30)
     assert acquired.is_set()
     assert messages and messages[0].startswith("waiting for the `autopicker nightly` running")
