@@ -64,11 +64,13 @@ _SNAKE = (
     "trace_id", "project_id", "parent_observation_id", "name", "level", "status_message", "environment",
     "model_parameters", "usage_details", "cost_details", "total_cost", "start_time", "end_time",
     "completion_start_time", "created_at", "updated_at", "latency", "time_to_first_token", "metadata",
+    "provided_model_name",
 )
 _CAMEL = (
     "traceId", "projectId", "parentObservationId", "name", "level", "statusMessage", "environment",
     "modelParameters", "usageDetails", "costDetails", "totalCost", "startTime", "endTime",
     "completionStartTime", "createdAt", "updatedAt", "latency", "timeToFirstToken", "metadata",
+    "providedModelName",
 )
 _SNAKE_FIELDS = operator.itemgetter(*_SNAKE)
 _CAMEL_FIELDS = operator.itemgetter(*_CAMEL)
@@ -187,6 +189,17 @@ def _object(value: Any, field: str) -> dict | None:
     raise RowError(f"{field} must be a JSON object, got {_kind(value)}")
 
 
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_COPY_ESCAPE = re.compile(r"\\(.)")
+
+
+def unescape_copy_text(text: str) -> str:
+    """The inverse of :func:`escape_copy_text`."""
+    if "\\" not in text:
+        return text
+    return _COPY_ESCAPE.sub(lambda m: _UNESCAPES.get(m[1], m[1]), text)
+
+
 def _object_text(value: Any, field: str) -> str:
     """A JSON-object column as COPY text ("" for NULL)."""
     if value is None or value == "":
@@ -232,8 +245,7 @@ _NATURAL_CACHE_SIZE = 50_000
 
 def _natural_miss(value: Any) -> Any:
     natural = natural_value(value)
-    # Only strings (True == 1 would confuse a mixed cache), and not numbers: those rarely repeat.
-    if value.__class__ is str and value and value[0] not in _NUMBER_START:
+    if value.__class__ is str:  # only strings: True == 1 would confuse a mixed cache
         if len(_natural_cache) >= _NATURAL_CACHE_SIZE:
             _natural_cache.clear()
         _natural_cache[value] = natural
@@ -352,6 +364,7 @@ class Normalizer:
             raise ValueError(f"latency_unit must be one of {LATENCY_UNITS}")
         #: Appended to every line: the tab-separated ``_source_file`` and ``_batch_id``.
         self.suffix = suffix
+        self._lineage = suffix[1:] if suffix.startswith("\t") else suffix
         self.with_io = with_io
         self.latency_unit = latency_unit
         self._millis = latency_unit == "ms"
@@ -395,8 +408,9 @@ class Normalizer:
             fields = tuple(map(get, _CAMEL if camel else _SNAKE))
         (trace_id, project_id, parent_id, name, level, status_message, environment, model_parameters,
          usage_details, cost_details, total_cost, start_time, end_time, completion_start_time, created_at,
-         updated_at, latency, ttft, metadata) = fields
-        model = get("provided_model_name") or get("providedModelName") or get("model")
+         updated_at, latency, ttft, metadata, model) = fields
+        if not model:
+            model = get("model") or get("providedModelName" if not camel else "provided_model_name")
         if not trace_id:
             raise RowError("the row has no trace id")
         if start_time is None or start_time == "":
@@ -417,9 +431,10 @@ class Normalizer:
         # start and updated are checked here (they order and identify versions); PostgreSQL checks the others,
         # and a row it refuses is rejected alone (see ingest.loader).
         start_text = _timestamp_text(start_time, "start_time", check=True)
-        end_text = _timestamp_text(end_time, "end_time")
-        completion_text = _timestamp_text(completion_start_time, "completion_start_time")
-        created_text = _timestamp_text(created_at, "created_at")
+        end_text = "" if end_time is None else _timestamp_text(end_time, "end_time")
+        completion_text = ("" if completion_start_time is None
+                           else _timestamp_text(completion_start_time, "completion_start_time"))
+        created_text = "" if created_at is None else _timestamp_text(created_at, "created_at")
         if updated_at is None or updated_at == "":
             updated_text = created_text or start_text
         else:
@@ -458,8 +473,8 @@ class Normalizer:
             cost_number,
             start_text, end_text, completion_text, created_text, updated_text,
             "" if latency is None else repr(latency), "" if ttft is None else repr(ttft),
-            metadata_text, io_part,
-        )) + self.suffix
+            metadata_text, io_part, self._lineage,
+        ))
         return oid, updated_text, line
 
     def _seconds(self, latency: float | None, ttft: float | None, start_text: str,

@@ -11,16 +11,21 @@ from typing import Any
 
 import pytest
 
-from ingest.normalize import COPY_COLUMNS, Normalizer, RowError, natural_value, version_key
-
-_UNESCAPE = re.compile(r"\\(.)")
+from ingest.normalize import (
+    COPY_COLUMNS,
+    Normalizer,
+    RowError,
+    natural_value,
+    unescape_copy_text,
+    version_key,
+)
 
 
 def fields(line: str) -> dict[str, str | None]:
     """A COPY text line back as column -> text (None for NULL, which the loader writes as '')."""
     parts = line.split("\t")
     assert len(parts) == len(COPY_COLUMNS), parts
-    plain = [_UNESCAPE.sub(lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), p) for p in parts]
+    plain = [unescape_copy_text(p) for p in parts]
     return {c: (v if v != "" else None) for c, v in zip(COPY_COLUMNS, plain, strict=True)}
 
 
