@@ -6,25 +6,27 @@ Within a chunk, rows repeated under one id are reduced to the one with the great
 the first one read), so a chunk never holds an id twice.
 
 Parsing is CPU-bound Python while writing is PostgreSQL's work, so they run side by side:
-:func:`parse_in_thread` for any iterable (API pages, small files) and :func:`parse_in_process` for a
-:class:`RowSource` that can be opened in another process (big files: there the parser does not share the
-interpreter lock with the thread that feeds PostgreSQL). Either way a bounded number of chunks is in flight,
-so memory stays constant whatever the size of the input.
+:func:`parse_in_thread` for any iterable (API pages), and a :class:`ParserProcess` for sources that can be
+opened in another process (files: there the parser does not share the interpreter lock with the thread that
+feeds PostgreSQL, and it moves on to the next file while the last chunk of one is written). Either way a
+bounded number of chunks is in flight, so memory stays constant whatever the size of the input.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import multiprocessing
+import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -70,6 +72,7 @@ class ParseOptions:
     suffix: str  # the tab-separated _source_file and _batch_id appended to every line
     with_io: bool = False
     latency_unit: str = "auto"
+    chunk_rows: int = CHUNK_ROWS
 
     def normalizer(self) -> Normalizer:
         return Normalizer(suffix=self.suffix, with_io=self.with_io, latency_unit=self.latency_unit)
@@ -94,6 +97,8 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
     """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end."""
     normalizer = options.normalizer()
     from_text, from_dict = normalizer.from_text, normalizer.from_dict
+    loads, json_error = orjson.loads, orjson.JSONDecodeError
+    chunk_rows = options.chunk_rows
     lines: list[str] = []
     numbers: list[Any] = []
     first_at: dict[str, int] = {}
@@ -102,7 +107,13 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
     for number, item in rows:
         read += 1
         try:
-            if item.__class__ is bytes or item.__class__ is str:
+            if item.__class__ is bytes:  # a JSONL line: the common case, parsed here to save a call
+                try:
+                    row = loads(item)
+                except json_error:
+                    row = None
+                result = from_dict(row) if row.__class__ is dict else from_text(item)
+            elif item.__class__ is str:
                 result = from_text(item)
             elif isinstance(item, dict):
                 result = from_dict(item)
@@ -125,7 +136,7 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
                 kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
                 if version != kept and version_key(version) > version_key(kept):
                     lines[at], numbers[at] = line, number
-        if read == CHUNK_ROWS:
+        if read == chunk_rows:
             yield _chunk(lines, numbers, rejections, read, duplicates, normalizer, position)
             lines, numbers, first_at, rejections = [], [], {}, []
             read = duplicates = 0
@@ -135,6 +146,10 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
 
 def _chunk(lines: list[str], numbers: list[Any], rejections: list[Rejection], read: int, duplicates: int,
            normalizer: Normalizer, position: Any) -> Chunk:
+    # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
+    order = sorted(range(len(lines)), key=lines.__getitem__)
+    lines = [lines[i] for i in order]
+    numbers = [numbers[i] for i in order]
     # surrogatepass: a lone surrogate becomes bytes PostgreSQL refuses, so that row alone is rejected.
     blob = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass") if lines else b""
     skipped = normalizer.skipped.copy()
@@ -218,70 +233,117 @@ def parse_in_thread(rows: Iterable[tuple[int | None, Any]], options: ParseOption
 # -- parsing in a child process ------------------------------------------------------------------------
 
 
-def can_parse_in_process() -> bool:
-    """Whether child-process parsing is available (it needs the fork start method)."""
-    return "fork" in multiprocessing.get_all_start_methods()
+class ParserProcess:
+    """A child process that parses sources one after another, in the order they are submitted.
 
-
-def parse_in_process(source: RowSource, options: ParseOptions) -> Iterator[Chunk]:
-    """Chunks of ``source``, parsed in a forked child process one chunk ahead of the consumer.
-
-    The child only reads and parses; it never touches the parent's database connection (its cyclic garbage
-    collector is off and it leaves through ``os._exit``, so no inherited object is finalised there).
+    Submit every source up front, then consume ``chunks(ticket)`` in the same order: while the caller writes
+    one source's last chunk, the child is already parsing the next source, so neither side waits at file
+    boundaries. The child is a fresh interpreter started for this (not a fork, and not through
+    multiprocessing's spawn, which would run the caller's main script again): it shares no locks, threads or
+    database connection with this process. It stays at most about one chunk ahead (the pipe applies
+    back-pressure), so memory stays bounded; when this process dies, its pipes close and the child ends.
+    Sources must be picklable and importable (see :class:`ingest.readers.FileSource`).
     """
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(source, options, sender, receiver),
-                            name="ingest-parser", daemon=True)
-    child.start()
-    sender.close()
-    finished = False
+
+    def __init__(self) -> None:
+        tasks_read, tasks_write = os.pipe()
+        results_read, results_write = os.pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
+                                                                           os.environ.get("PYTHONPATH")]))}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", "from ingest.chunks import serve; serve()", str(tasks_read),
+                 str(results_write)],
+                pass_fds=(tasks_read, results_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            os.close(tasks_read)
+            os.close(results_write)
+        self._tasks = Connection(tasks_write, readable=False)
+        self._results = Connection(results_read, writable=False)
+        self._submitted = 0
+        self._next = 0  # the ticket whose chunks come next
+        self._stopped = False
+
+    def submit(self, source: RowSource, options: ParseOptions) -> int:
+        """Queue ``source`` for parsing; returns its ticket for :meth:`chunks`."""
+        self._tasks.send((source, options))
+        self._submitted += 1
+        return self._submitted - 1
+
+    def chunks(self, ticket: int) -> Iterator[Chunk]:
+        """The chunks of the source with this ticket (tickets are consumed in order). Raises UnreadableFile
+        when the source cannot be read; the parser then goes on with the next source."""
+        if self._stopped:
+            raise ParserFailed("the parser process stopped after an earlier failure")
+        if ticket != self._next:
+            raise ValueError(f"ticket {ticket} asked for before ticket {self._next}")
+        finished = False
+        try:
+            while True:
+                try:
+                    message = self._results.recv()
+                except (EOFError, OSError):
+                    code = self._process.wait(5)
+                    raise ParserFailed(f"the parser process ended early (exit code {code})") from None
+                kind = message[0]
+                if kind == "chunk":
+                    yield Chunk(self._results.recv_bytes(), *message[1])
+                    continue
+                finished = True
+                if kind == "end":
+                    return
+                if kind == "unreadable":
+                    raise UnreadableFile(message[1])
+                raise ParserFailed(f"the parser process failed:\n{message[1]}")
+        finally:
+            self._next += 1
+            if not finished:  # the caller gave up on this source mid-way: the parser cannot go on
+                self.close()
+
+    def close(self) -> None:
+        """Stop the child process (at once if it is still busy)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._tasks.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._results.close()
+
+    def __enter__(self) -> ParserProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve() -> None:
+    """The parser process's main: parse each submitted source and send its chunks, until the tasks pipe
+    closes. Its two pipe descriptors (tasks to read, results to write) are its arguments."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
+    tasks = Connection(int(sys.argv[1]), writable=False)
+    results = Connection(int(sys.argv[2]), readable=False)
     try:
         while True:
             try:
-                message = receiver.recv()
+                source, options = tasks.recv()
             except EOFError:
-                child.join(5)
-                raise ParserFailed(f"the parser process ended early (exit code {child.exitcode})") from None
-            kind = message[0]
-            if kind == "chunk":
-                meta = message[1]
-                yield Chunk(receiver.recv_bytes(), *meta)
-            elif kind == "end":
-                finished = True
                 return
-            elif kind == "unreadable":
-                raise UnreadableFile(message[1])
-            else:
-                raise ParserFailed(f"the parser process failed:\n{message[1]}")
-    finally:
-        receiver.close()
-        if not finished and child.is_alive():
-            child.kill()
-        child.join()
-
-
-def _child_main(source: RowSource, options: ParseOptions, sender: Any, receiver: Any) -> None:
-    # The parent's end of the pipe must not stay open here: when the parent dies, writes must fail.
-    receiver.close()
-    gc.disable()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
-    try:
-        for chunk in make_chunks(source.rows(), options, source.position):
-            sender.send(("chunk", (chunk.row_numbers, chunk.rejections, chunk.rows_read, chunk.duplicates,
-                                   chunk.skipped, chunk.position)))
-            sender.send_bytes(chunk.blob)
-        sender.send(("end",))
+            try:
+                for chunk in make_chunks(source.rows(), options, source.position):
+                    results.send(("chunk", (chunk.row_numbers, chunk.rejections, chunk.rows_read,
+                                            chunk.duplicates, chunk.skipped, chunk.position)))
+                    results.send_bytes(chunk.blob)
+                results.send(("end",))
+            except UnreadableFile as exc:
+                results.send(("unreadable", str(exc)))
+            except (BrokenPipeError, ConnectionResetError):
+                raise
+            except Exception as exc:  # a bug: hand the traceback over and go on with the next source
+                results.send(("failed", "".join(traceback.format_exception(exc))))
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the parent is gone; nothing to tell
-    except UnreadableFile as exc:
-        sender.send(("unreadable", str(exc)))
-    except BaseException as exc:  # a bug: hand the traceback to the parent
-        _report(sender, exc)
-    finally:
-        sender.close()
-
-
-def _report(sender: Any, exc: BaseException) -> None:
-    with contextlib.suppress(OSError):
-        sender.send(("failed", "".join(traceback.format_exception(exc))))
+        return  # the parent is gone; nothing to tell

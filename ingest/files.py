@@ -31,17 +31,17 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 
-from .chunks import ParserFailed
+from .chunks import Chunk, ParseOptions, ParserFailed, ParserProcess
 from .db import Database
 from .errors import UsageError, UserError
-from .loader import LoadStats, finish_batch, load_source, start_batch
-from .readers import SUPPORTED, FileFormat, UnreadableFile, detect_format, read_rows
+from .loader import LoadStats, copy_suffix, finish_batch, load_chunks, start_batch
+from .readers import SUPPORTED, FileFormat, FileSource, UnreadableFile, detect_format
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class FileTask:
     size: int
     expected_rows: int | None = None  # the manifest's rowCount
     manifest: str | None = None  # the manifest that lists the file
+    content_hash: str = ""  # SHA-256 of the file, once read
 
 
 @dataclass
@@ -94,33 +95,6 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.errors or self.totals.rejected else 0
-
-
-class FileSource:
-    """A file as a :class:`ingest.chunks.RowSource` (opened where it is read: possibly a child process)."""
-
-    def __init__(self, task: FileTask) -> None:
-        self.path, self.name, self.fmt = task.path, task.name, task.fmt
-        self._file: IO[bytes] | None = None
-
-    def rows(self) -> Iterator[tuple[int | None, Any]]:
-        try:
-            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, after the last row
-        except OSError as exc:
-            raise UnreadableFile(f"{self.name} cannot be opened: {exc.strerror or exc}") from None
-        self._file = handle
-        try:
-            yield from read_rows(handle, self.name, self.fmt)
-        finally:
-            self._file = None
-            handle.close()
-
-    def position(self) -> int | None:
-        handle = self._file
-        try:
-            return handle.tell() if handle is not None else None
-        except (OSError, ValueError):
-            return None
 
 
 # -- planning ------------------------------------------------------------------------------------------
@@ -321,39 +295,65 @@ def ingest_files(database: Database | Callable[[], Database], args: Sequence[str
     ensure_raw_schema(database)
     with database.connect() as conn:
         result.batch_id = start_batch(conn, "files: " + " ".join(args))
-        reporter.start(plan.tasks)
-        try:
-            for task in plan.tasks:
-                outcome = _ingest_one(conn, task, result.batch_id, reporter, with_io=with_io, force=force,
-                                      latency_unit=latency_unit)
-                result.files.append(outcome)
-                result.totals.add(outcome.stats)
-                if outcome.error:
-                    result.errors.append(outcome.error)
-                    reporter.error(outcome.error)
-                reporter.file_done(outcome)
-        finally:
-            reporter.stop()
+        outcomes = _check_contents(conn, plan.tasks, force)
+        # Every file to load is handed to one parser process at once: it parses them in order, each while
+        # the one before is still being written.
+        with ParserProcess() as parser:
+            options = ParseOptions(with_io=with_io, latency_unit=latency_unit, suffix="")
+            tickets = {
+                i: parser.submit(FileSource(t.path, t.name, t.fmt),
+                                 replace(options, suffix=copy_suffix(t.name, result.batch_id)))
+                for i, t in enumerate(plan.tasks) if outcomes[i] is None
+            }
+            reporter.start(plan.tasks)
+            try:
+                for i, task in enumerate(plan.tasks):
+                    reporter.file_started(task)
+                    outcome = outcomes[i]
+                    if outcome is None:
+                        outcome = _load_file(conn, task, parser.chunks(tickets[i]), result.batch_id, reporter)
+                    result.files.append(outcome)
+                    result.totals.add(outcome.stats)
+                    if outcome.error:
+                        result.errors.append(outcome.error)
+                        reporter.error(outcome.error)
+                    reporter.file_done(outcome)
+            finally:
+                reporter.stop()
         finish_batch(conn, result.batch_id, result.totals)
     return result
 
 
-def _ingest_one(conn: psycopg.Connection, task: FileTask, batch_id: int, reporter: Any, *, with_io: bool,
-                force: bool, latency_unit: str) -> FileResult:
-    started = time.monotonic()
-    reporter.file_started(task)
-    try:
-        digest = content_hash(task.path)
-    except OSError as exc:
-        return FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror or exc}.")
+def _check_contents(conn: psycopg.Connection, tasks: list[FileTask], force: bool) -> list[FileResult | None]:
+    """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
+    unreadable), None for the others."""
+    outcomes: list[FileResult | None] = []
+    seen: dict[str, str] = {}
+    for task in tasks:
+        try:
+            task.content_hash = content_hash(task.path)
+        except OSError as exc:
+            outcomes.append(FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror}."))
+            continue
+        if task.content_hash in seen and not force:
+            logger.info("%s has the same content as %s", task.name, seen[task.content_hash])
+            outcomes.append(FileResult(task, "already loaded"))
+            continue
+        seen[task.content_hash] = task.name
+        outcomes.append(None)
     if not force:
-        earlier = conn.execute(
-            "SELECT source_file FROM langfuse_raw.loaded_files WHERE content_hash = %s", (digest,)
-        ).fetchone()
-        conn.rollback()  # end the read's transaction: each load runs in a transaction of its own
-        if earlier is not None:
-            reporter.file_progress(task, 0, task.size)
-            return FileResult(task, "already loaded", seconds=time.monotonic() - started)
+        rows = conn.execute("SELECT content_hash FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)",
+                            (list(seen),)).fetchall()
+        conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
+        loaded = {r[0] for r in rows}
+        outcomes = [FileResult(t, "already loaded") if o is None and t.content_hash in loaded else o
+                    for t, o in zip(tasks, outcomes, strict=True)]
+    return outcomes
+
+
+def _load_file(conn: psycopg.Connection, task: FileTask, chunks: Iterator[Chunk], batch_id: int,
+               reporter: Any) -> FileResult:
+    started = time.monotonic()
     mismatch: list[str] = []
 
     def record(cur: psycopg.Cursor, stats: LoadStats) -> None:
@@ -370,15 +370,15 @@ def _ingest_one(conn: psycopg.Connection, task: FileTask, batch_id: int, reporte
             "size_bytes = excluded.size_bytes, rows_read = excluded.rows_read, "
             "rows_loaded = excluded.rows_loaded, rows_rejected = excluded.rows_rejected, "
             "_batch_id = excluded._batch_id, loaded_at = now()",
-            (digest, task.name, task.size, stats.rows_read, stats.loaded, stats.rejected, batch_id),
+            (task.content_hash, task.name, task.size, stats.rows_read, stats.loaded, stats.rejected,
+             batch_id),
         )
 
     def progress(stats: LoadStats, position: int | None) -> None:
         reporter.file_progress(task, stats.rows_read, position)
 
     try:
-        stats = load_source(conn, FileSource(task), source=task.name, batch_id=batch_id, size=task.size,
-                            with_io=with_io, latency_unit=latency_unit, before_commit=record,
+        stats = load_chunks(conn, chunks, source=task.name, batch_id=batch_id, before_commit=record,
                             on_chunk=progress)
     except UnreadableFile as exc:
         return FileResult(task, "failed", error=f"{exc} Nothing from it was loaded.",
@@ -390,5 +390,4 @@ def _ingest_one(conn: psycopg.Connection, task: FileTask, batch_id: int, reporte
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"Lost the database connection while loading {task.name}: {reason}") from None
-    reporter.file_progress(task, stats.rows_read, task.size)
     return FileResult(task, "loaded", stats, mismatch[0] if mismatch else None, time.monotonic() - started)

@@ -1,11 +1,12 @@
 """Bulk, idempotent loading of observations into ``langfuse_raw.observations``.
 
 :func:`load_rows` takes any iterable of ``(row_number, row)`` (JSON text or dicts, in any of Langfuse's key
-styles: the file ingest and the API ingest use the same entry point) and :func:`load_source` a
-:class:`ingest.chunks.RowSource` (a file); each load is ONE transaction:
+styles: the API ingest feeds its pages this way) and :func:`load_chunks` chunks parsed by a
+:class:`ingest.chunks.ParserProcess` (the file ingest); each load is ONE transaction:
 
 - Rows are normalised into chunks of ``COPY`` text (:mod:`ingest.chunks`) by a parser running beside the
-  writer, so parsing and writing overlap and memory stays bounded by a few chunks.
+  writer (a thread, or a child process for files), so parsing and writing overlap and memory stays bounded
+  by a few chunks.
 - A chunk whose ids are all new is copied straight into ``observations`` (the common case, and the fastest
   path PostgreSQL has). When any of its ids is already stored (export windows overlap, a row was updated,
   the file was loaded before), that copy stops at the unique key and the chunk instead goes through a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,21 +34,12 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from .chunks import (
-    Chunk,
-    ParseOptions,
-    Rejection,
-    RowSource,
-    can_parse_in_process,
-    parse_in_process,
-    parse_in_thread,
-    storable,
-)
-from .normalize import COPY_COLUMNS, escape_copy_text
+from .chunks import Chunk, ParseOptions, ParserProcess, Rejection, RowSource, parse_in_thread, storable
+from .normalize import COPY_COLUMNS, escape_copy_text, unescape_copy_text
 
 logger = logging.getLogger(__name__)
 
-#: Sources at least this big (bytes) are parsed in a child process; smaller ones are not worth a fork.
+#: A single source at least this big (bytes) is parsed in a child process (see load_source).
 PROCESS_THRESHOLD = 8 << 20
 _LOAD_LOCK = 0x4155_544C  # "AUTL": one loading transaction at a time per database
 
@@ -149,7 +142,8 @@ def load_rows(
     rolls the whole transaction back and propagates.
     """
     options = ParseOptions(copy_suffix(source, batch_id), with_io, latency_unit)
-    return _load(conn, parse_in_thread(rows, options), source, batch_id, before_commit, on_chunk)
+    return load_chunks(conn, parse_in_thread(rows, options), source=source, batch_id=batch_id,
+                       before_commit=before_commit, on_chunk=on_chunk)
 
 
 def load_source(
@@ -164,30 +158,51 @@ def load_source(
     before_commit: Callable[[psycopg.Cursor, LoadStats], None] | None = None,
     on_chunk: Callable[[LoadStats, int | None], None] | None = None,
 ) -> LoadStats:
-    """Like :func:`load_rows` for a :class:`RowSource`; one of ``size`` bytes or more is parsed in a child
-    process, so that parsing gets a core of its own."""
+    """Like :func:`load_rows` for one :class:`ingest.chunks.RowSource`. One of ``size`` bytes or more is
+    parsed in a child process of its own (then ``rows`` must be picklable); smaller ones in a thread. Many
+    files load better through one :class:`ingest.chunks.ParserProcess` for all and :func:`load_chunks`.
+    """
     options = ParseOptions(copy_suffix(source, batch_id), with_io, latency_unit)
-    if size is not None and size >= PROCESS_THRESHOLD and can_parse_in_process():
-        chunks = parse_in_process(rows, options)
-    else:
+    if size is None or size < PROCESS_THRESHOLD:
         chunks = parse_in_thread(rows.rows(), options, rows.position)
-    return _load(conn, chunks, source, batch_id, before_commit, on_chunk)
+        return load_chunks(conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit,
+                           on_chunk=on_chunk)
+    with ParserProcess() as parser:
+        chunks = parser.chunks(parser.submit(rows, options))
+        return load_chunks(conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit,
+                           on_chunk=on_chunk)
 
 
-def _load(conn: psycopg.Connection, chunks: Iterator[Chunk], source: str, batch_id: int,
-          before_commit: Callable[[psycopg.Cursor, LoadStats], None] | None,
-          on_chunk: Callable[[LoadStats, int | None], None] | None) -> LoadStats:
+def load_chunks(
+    conn: psycopg.Connection,
+    chunks: Iterator[Chunk],
+    *,
+    source: str,
+    batch_id: int,
+    before_commit: Callable[[psycopg.Cursor, LoadStats], None] | None = None,
+    on_chunk: Callable[[LoadStats, int | None], None] | None = None,
+) -> LoadStats:
+    """Load chunks parsed elsewhere (:class:`ingest.chunks.ParserProcess`) in one transaction, as
+    :func:`load_rows` does; their parse options carry :func:`copy_suffix` of the same source and batch."""
     stats = LoadStats()
+    waited = written = 0.0  # where the time goes, for --verbose: parsing (waited for) or writing
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")  # zone-less export timestamps are UTC
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOAD_LOCK,))
+            mark = time.perf_counter()
             for chunk in chunks:
+                now = time.perf_counter()
+                waited += now - mark
                 _write_chunk(cur, chunk, stats, source, batch_id)
+                mark = time.perf_counter()
+                written += mark - now
                 if on_chunk is not None:
                     on_chunk(stats, chunk.position)
             if before_commit is not None:
                 before_commit(cur, stats)
+        logger.info("%s: %d rows, %.2f s waiting for the parser, %.2f s writing", source, stats.rows_read,
+                    waited, written)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
@@ -204,22 +219,25 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
     stats.skipped.update(chunk.skipped)
     rejections = list(chunk.rejections)
     if chunk.blob:
-        conn = cur.connection
         try:
-            with conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
-                copy.write(chunk.blob)
+            _copy_direct(cur, chunk.blob)
             stats.inserted += len(chunk.row_numbers)
-        except _ROW_ERRORS as exc:
-            logger.debug("direct copy of a chunk stopped (%s); upserting it through staging", exc.sqlstate)
+        except pg_errors.UniqueViolation:
+            # Some ids are stored already: the new rows still go the direct way, the others are upserted.
             lines = chunk.blob.split(b"\n")[:-1]
-            cur.execute(_CREATE_STAGE)
-            cur.execute(f"TRUNCATE {_STAGE}")
-            refused = _copy_rows(cur, _COPY_STAGE, lines, chunk.row_numbers)
-            rejections.extend(refused)
-            inserted, updated = cur.execute(_UPSERT).fetchone()  # type: ignore[misc]
-            stats.inserted += inserted
-            stats.updated += updated
-            stats.duplicates += len(lines) - len(refused) - inserted - updated
+            ids = [_line_id(line) for line in lines]
+            stored = _stored_ids(cur, ids)
+            new = [i for i, oid in enumerate(ids) if oid not in stored]
+            rest = [i for i, oid in enumerate(ids) if oid in stored]
+            try:
+                if new:
+                    _copy_direct(cur, b"\n".join(lines[i] for i in new) + b"\n")
+                stats.inserted += len(new)
+            except _ROW_ERRORS:
+                rest = list(range(len(lines)))
+            rejections += _upsert(cur, [lines[i] for i in rest], [chunk.row_numbers[i] for i in rest], stats)
+        except _ROW_ERRORS:  # a row PostgreSQL refuses: the staging path finds it
+            rejections += _upsert(cur, chunk.blob.split(b"\n")[:-1], chunk.row_numbers, stats)
     if rejections:
         stats.rejected += len(rejections)
         with cur.copy(
@@ -227,6 +245,34 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
         ) as copy:
             for r in rejections:
                 copy.write_row((batch_id, source, r.row_number, storable(r.error), r.raw))
+
+
+def _copy_direct(cur: psycopg.Cursor, blob: bytes) -> None:
+    with cur.connection.transaction(), cur.copy(_COPY_DIRECT) as copy:
+        copy.write(blob)
+
+
+def _line_id(line: bytes) -> str:
+    return unescape_copy_text(line[:line.index(b"\t")].decode("utf-8", "surrogatepass"))
+
+
+def _stored_ids(cur: psycopg.Cursor, ids: list[str]) -> set[str]:
+    rows = cur.execute("SELECT id FROM langfuse_raw.observations WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {r[0] for r in rows}
+
+
+def _upsert(cur: psycopg.Cursor, lines: list[bytes], numbers: list[Any], stats: LoadStats) -> list[Rejection]:
+    """Upsert ``lines`` through the staging table; returns the rows PostgreSQL refused."""
+    if not lines:
+        return []
+    cur.execute(_CREATE_STAGE)
+    cur.execute(f"TRUNCATE {_STAGE}")
+    refused = _copy_rows(cur, _COPY_STAGE, lines, numbers)
+    inserted, updated = cur.execute(_UPSERT).fetchone()  # type: ignore[misc]
+    stats.inserted += inserted
+    stats.updated += updated
+    stats.duplicates += len(lines) - len(refused) - inserted - updated
+    return refused
 
 
 def _copy_rows(cur: psycopg.Cursor, statement: str, lines: list[bytes],

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import sys
 import zlib
 from collections.abc import Iterator
@@ -76,6 +77,37 @@ def _csv_line(fields: list[str]) -> str:
     return out.getvalue()
 
 
+class FileSource:
+    """A file as a row source (see :class:`ingest.chunks.RowSource`): picklable, opened where it is read."""
+
+    def __init__(self, path: str | os.PathLike[str], name: str, fmt: FileFormat | None = None) -> None:
+        self.path, self.name, self.fmt = os.fspath(path), name, fmt
+        self._file: IO[bytes] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "fmt": self.fmt, "_file": None}
+
+    def rows(self) -> Iterator[tuple[int, Any]]:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, after the last row
+        except OSError as exc:
+            raise UnreadableFile(f"{self.name} cannot be opened: {exc.strerror or exc}.") from None
+        self._file = handle
+        try:
+            yield from read_rows(handle, self.name, self.fmt)
+        finally:
+            self._file = None
+            handle.close()
+
+    def position(self) -> int | None:
+        """Bytes of the file read so far (compressed bytes for gzipped files)."""
+        handle = self._file
+        try:
+            return handle.tell() if handle is not None else None
+        except (OSError, ValueError):
+            return None
+
+
 def detect_format(name: str) -> FileFormat | None:
     """The format a file name says, or None when it names none this reader knows."""
     lower = name.lower()
@@ -113,7 +145,7 @@ def read_rows(stream: IO[bytes], name: str, fmt: FileFormat | None = None) -> It
     except Exception as exc:  # every library raises its own kind; all mean the same to the user
         if not _is_read_error(exc):
             raise
-        raise UnreadableFile(f"{name} cannot be read: {_reason(exc)}") from None
+        raise UnreadableFile(f"{name} cannot be read: {_reason(exc)}.") from None
 
 
 def _gzip_reader(stream: IO[bytes]) -> IO[bytes]:

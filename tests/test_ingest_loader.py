@@ -3,7 +3,6 @@ state committed with the rows, rows in any key style, parsing in a thread or in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from ingest_runner import query, stored
 from ingest import chunks, loader
 from ingest.db import Database
 from ingest.raw import ensure_raw_schema
-from ingest.readers import BadRow, UnreadableFile, read_rows
+from ingest.readers import BadRow, FileSource, UnreadableFile
 
 API_ROW = {  # an observation as the v2 API returns it
     "id": "api0000000000001", "traceId": "f" * 32, "type": "EVENT", "name": "rate_limit_fallback",
@@ -64,25 +63,13 @@ def test_a_failing_before_commit_leaves_nothing(conn: psycopg.Connection, databa
     assert query(database, "SELECT * FROM langfuse_raw.ingest_state") == []
 
 
-class PathSource:
-    """The smallest RowSource: a file read by name (ingest.files has the real one)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def rows(self) -> Iterator[tuple[int | None, Any]]:
-        with open(self.path, "rb") as handle:
-            yield from read_rows(handle, self.path.name)
-
-    def position(self) -> int | None:
-        return None
+def PathSource(path: Path) -> FileSource:  # noqa: N802 - reads as the class it returns
+    return FileSource(path, path.name)
 
 
 @pytest.mark.parametrize("path", [V2_FIXTURE, REJECTS_FIXTURE], ids=["v2", "rejects"])
 def test_child_process_parsing_stores_what_the_thread_stores(path: Path, database: Database,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    if not chunks.can_parse_in_process():
-        pytest.fail("this platform has no fork start method")
     results = []
     for threshold in (1 << 60, 0):  # thread, then child process
         monkeypatch.setattr(loader, "PROCESS_THRESHOLD", threshold)
@@ -114,17 +101,22 @@ def _event(oid: str, second: int, name: str) -> dict[str, Any]:
             "start_time": "2026-11-24 10:00:00.000000", "updated_at": f"2026-11-24 10:00:{second:02d}.000000"}
 
 
-@pytest.mark.parametrize("threshold", [1 << 60, 0], ids=["thread", "child process"])
-def test_versions_across_chunk_boundaries(threshold: int, conn: psycopg.Connection, database: Database,
-                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chunks, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(loader, "PROCESS_THRESHOLD", threshold)
+@pytest.mark.parametrize("in_process", [False, True], ids=["thread", "child process"])
+def test_versions_across_chunk_boundaries(in_process: bool, conn: psycopg.Connection, database: Database,
+                                          tmp_path: Path) -> None:
     rows = [_event("x", 1, "x old"), _event("y", 5, "y new"),
             _event("z", 1, "z"), {"id": "w", "type": "SPAN"},
             _event("x", 3, "x new"), _event("y", 2, "y old"),  # x updates the stored row, y loses to it
             _event("z", 1, "z again"), "not a row"]
     path = write_jsonl(tmp_path / "rows.jsonl", rows)  # type: ignore[arg-type]
-    stats = loader.load_source(conn, PathSource(path), source="rows", batch_id=1, size=0)
+    options = chunks.ParseOptions(loader.copy_suffix("rows", 1), chunk_rows=2)
+    if in_process:
+        with chunks.ParserProcess() as parser:
+            parsed = parser.chunks(parser.submit(PathSource(path), options))
+            stats = loader.load_chunks(conn, parsed, source="rows", batch_id=1)
+    else:
+        parsed = chunks.parse_in_thread(PathSource(path).rows(), options)
+        stats = loader.load_chunks(conn, parsed, source="rows", batch_id=1)
     assert {k: v["name"] for k, v in stored(database).items()} == {"x": "x new", "y": "y new", "z": "z"}
     assert (stats.inserted, stats.updated, stats.duplicates, stats.rejected) == (3, 1, 2, 1)
     assert stats.rows_read == stats.loaded + stats.duplicates + stats.rejected + stats.skipped_types == 8
