@@ -14,6 +14,8 @@ bounded number of chunks is in flight, so memory stays constant whatever the siz
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -248,6 +250,7 @@ class ParserProcess:
     def __init__(self) -> None:
         tasks_read, tasks_write = os.pipe()
         results_read, results_write = os.pipe()
+        _widen(results_write)
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                                            os.environ.get("PYTHONPATH")]))}
@@ -319,6 +322,12 @@ class ParserProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _widen(pipe: int) -> None:
+    # A chunk is megabytes: a pipe of 1 MiB instead of 64 KiB moves it with far fewer wake-ups.
+    with contextlib.suppress(OSError):  # not Linux, or above the system's limit: the default still works
+        fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
 
 
 def serve() -> None:

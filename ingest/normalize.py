@@ -445,8 +445,20 @@ class Normalizer:
             latency = _number(latency, "latency")
         if ttft is not None and (ttft.__class__ is not float or ttft - ttft != 0.0):
             ttft = _number(ttft, "time_to_first_token")
-        if (latency or ttft) and self.latency_unit != "s":  # zero reads the same in both units
-            latency, ttft = self._seconds(latency, ttft, start_text, end_text)
+        if latency and end_text and self.latency_unit == "auto":  # zero reads the same in both units
+            try:
+                elapsed: float | None = (_fromiso(end_text) - _fromiso(start_text)).total_seconds()
+            except (TypeError, ValueError):
+                elapsed = self._elapsed(start_text, end_text)
+            if elapsed is not None:
+                as_seconds, as_millis = abs(latency - elapsed), abs(latency / 1000 - elapsed)
+                if as_millis < as_seconds:
+                    self._millis = True
+                elif as_seconds < as_millis:
+                    self._millis = False
+        if self._millis:
+            latency = None if latency is None else latency / 1000
+            ttft = None if ttft is None else ttft / 1000
 
         if metadata is None or metadata == "" or metadata == {}:
             metadata_text = "{}"
@@ -477,24 +489,14 @@ class Normalizer:
         ))
         return oid, updated_text, line
 
-    def _seconds(self, latency: float | None, ttft: float | None, start_text: str,
-                 end_text: str) -> tuple[float | None, float | None]:
-        if self.latency_unit == "auto" and latency is not None and end_text:
-            start, end = _fromiso(start_text), _fromiso(end_text)
-            try:
-                elapsed = (end - start).total_seconds()
-            except TypeError:  # one zone-less, one with a zone: both are UTC
-                elapsed = (_aware(end) - _aware(start)).total_seconds()
-            as_seconds, as_millis = abs(latency - elapsed), abs(latency / 1000 - elapsed)
-            if as_millis < as_seconds:
-                if not self._millis:
-                    logger.info("latency read as milliseconds from here on")
-                self._millis = True
-            elif as_seconds < as_millis:
-                self._millis = False
-        if self._millis:
-            return (None if latency is None else latency / 1000), (None if ttft is None else ttft / 1000)
-        return latency, ttft
+    @staticmethod
+    def _elapsed(start_text: str, end_text: str) -> float | None:
+        """Seconds from start to end when one has a zone and the other not (both are UTC); None for an end
+        time that PostgreSQL is left to refuse."""
+        try:
+            return (_aware(_fromiso(end_text)) - _aware(_fromiso(start_text))).total_seconds()
+        except ValueError:
+            return None
 
 
 def _aware(moment: datetime) -> datetime:
