@@ -4,13 +4,17 @@ latency units, unreadable files and exit codes."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
 from export_files import REJECTS_FIXTURE, V2_FIXTURE, copy_export, synthetic_rows, v2_rows, write_jsonl
 from ingest_runner import query, run_ingest, stored
+from rich.console import Console
 
 from ingest.db import Database
+from ingest.files import ingest_files
+from ingest.progress import TerminalReporter
 
 
 def _event(oid: str, updated_at: str, name: str, **extra: object) -> dict[str, object]:
@@ -224,3 +228,17 @@ def test_plain_output_names_files_and_totals(cli_env: Database) -> None:
     assert line in run.stderr
     assert "rows loaded: 5 (5 new, 0 updated)" in run.stdout
     assert "skipped types: 1 (SPAN 1)" in run.stdout
+
+
+def test_terminal_output_has_a_progress_bar_and_a_summary_table(cli_env: Database) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    reporter = TerminalReporter(Console(file=out, force_terminal=True, width=150),
+                                Console(file=err, force_terminal=True, width=150))
+    result = ingest_files(cli_env, [str(REJECTS_FIXTURE), str(V2_FIXTURE)], reporter=reporter)
+    reporter.summary(result)
+    assert result.exit_code == 1
+    assert "rows/s" in err.getvalue() and "done" in err.getvalue()
+    assert "error: " not in err.getvalue()  # rejected rows are counted, not errors
+    table = out.getvalue()
+    assert "total (2 files)" in table and "rejected" in table
+    assert "13" in table and "10" in table  # rows read and rejected of the rejects fixture
