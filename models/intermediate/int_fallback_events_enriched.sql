@@ -32,25 +32,9 @@ generations as (
 
 -- Traces with any row loaded since this model last saw them are recomputed completely: a later
 -- generation or a corrected row (newer _loaded_at) can change a fallback's success and its trace's cost.
--- The overlap re-reads rows of loads that were still committing during the previous run.
-watermark as (
-
-    select
-        coalesce(max(trace_loaded_at), '-infinity'::timestamptz)
-            - interval '1 minute' * {{ var('incremental_overlap_minutes') }} as loaded_after
-    from {{ this }}
-
-),
-
 touched_traces as (
 
-    select trace_id from events
-    where loaded_at > (select loaded_after from watermark)
-
-    union
-
-    select trace_id from generations
-    where loaded_at > (select loaded_after from watermark)
+    {{ traces_loaded_since_last_run(this, ['events', 'generations']) }}
 
 ),
 

@@ -1,0 +1,48 @@
+{#-
+    Daily roll-ups of an incremental model (int_requests_daily, int_fallbacks_hourly): which UTC days an
+    incremental run rebuilds, and which it deletes.
+
+    A roll-up is replaced a whole day at a time (delete+insert on its day column). A day is rebuilt when one
+    of its rows was recomputed upstream since the roll-up's last run (`dbt_refreshed_at` after the newest
+    `rows_refreshed_through` the roll-up stored), or when its row count no longer matches: a row whose own
+    time was corrected, or whose trace gained an earlier observation, left its old day, which has to be
+    rebuilt too or, once empty, deleted by the post-hook.
+-#}
+
+{#- The days to rebuild: a query returning one column `day`. `rollup` is the roll-up itself (`this`),
+    `counted` its column holding the number of upstream rows it sums. -#}
+{% macro rollup_days_to_rebuild(rollup, rollup_day, counted, rows, row_day) -%}
+    select {{ row_day }} as day
+    from {{ rows }}
+    where dbt_refreshed_at > (
+        select coalesce(max(rows_refreshed_through), '-infinity'::timestamptz) from {{ rollup }}
+    )
+
+    union
+
+    select upstream.day
+    from (
+        select {{ row_day }} as day, count(*) as row_count
+        from {{ rows }}
+        group by {{ row_day }}
+    ) as upstream
+    left join (
+        select {{ rollup_day }} as day, sum({{ counted }}) as row_count
+        from {{ rollup }}
+        group by {{ rollup_day }}
+    ) as rolled_up
+        on upstream.day = rolled_up.day
+    where upstream.row_count is distinct from rolled_up.row_count
+{%- endmacro %}
+
+
+{#- Post-hook: delete the roll-up's days that no longer have any upstream row (delete+insert only replaces
+    days the run emits rows for). -#}
+{% macro delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
+    delete from {{ rollup }}
+    where {{ rollup_day }} in (
+        select {{ rollup_day }} from {{ rollup }}
+        except
+        select {{ row_day }} from {{ rows }}
+    )
+{%- endmacro %}
