@@ -9,39 +9,9 @@
     back has two or more generations, so its rate was too low. Here a request is a trace with at least one
     generation in the window, a fallback request a trace with a fallback event in it, and the comparison
     is made without dividing: with no request at all, any fallback fires the alert.
+
+    The measurement is the macro alert_high_fallback_rate_measured, which the view fallback_alerts shares.
 -#}
 
-with
-
-fallback_requests as (
-
-    select count(distinct trace_id) as fallback_requests
-    from {{ ref('stg_langfuse__events') }}
-    where fallback_type is not null
-        and created_at >= now() - interval '1 minute' * {{ var('alert_fallback_rate_window_minutes') }}
-
-),
-
-requests as (
-
-    select count(distinct trace_id) as total_requests
-    from {{ ref('stg_langfuse__generations') }}
-    where created_at >= now() - interval '1 minute' * {{ var('alert_fallback_rate_window_minutes') }}
-
-),
-
-measured as (
-
-    select
-        fallback_requests.fallback_requests,
-        requests.total_requests,
-        round(fallback_requests.fallback_requests::numeric / nullif(requests.total_requests, 0), 4)
-            as fallback_rate,
-        {{ var('alert_fallback_rate_max') }} as threshold
-    from fallback_requests
-    cross join requests
-
-)
-
-select * from measured
-where fallback_requests > threshold * total_requests
+select * from ({{ alert_high_fallback_rate_measured() }}) as measured
+where fires
