@@ -147,6 +147,19 @@ def show(
     render_views(fetch_views(db.resolve(), limit), console)
 
 
+@app.command("bi-role")
+def bi_role(
+    name: Annotated[str, typer.Argument(help="The login role to create or update.")] = "autopicker_bi",
+) -> None:
+    """Create or update a login role that reads the views of schema analytics and nothing else (password
+    from AUTOPICKER_BI_PASSWORD)."""
+    from .bi_role import check_role_name, ensure_bi_role, password_from_env, report
+
+    password = password_from_env()
+    database = db.resolve()
+    report(ensure_bi_role(database, check_role_name(name), password), database, console, err_console)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one sentence and an exit code."""
     from router.cli import register
