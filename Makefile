@@ -23,8 +23,9 @@ demo: $(STAMP)
 	$(BIN)/autopicker demo
 
 ## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
+## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ingest router tests benchmarks

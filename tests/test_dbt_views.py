@@ -34,7 +34,7 @@ from ingest.db import Database
 from ingest.dbt_runner import run_dbt
 from ingest.raw import ensure_raw_schema
 
-pytestmark = pytest.mark.dbt
+pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_views")]
 
 REPO = Path(__file__).resolve().parent.parent
 
