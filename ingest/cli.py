@@ -160,6 +160,19 @@ def bi_role(
     report(ensure_bi_role(database, check_role_name(name), password), database, console, err_console)
 
 
+@app.command("demo")
+def demo(
+    requests: Annotated[int, typer.Option("--requests", "-n", min=1, help="Requests to simulate.")] = 2_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated workload.")] = 42,
+    days: Annotated[float, typer.Option("--days", min=0.01, help="Spread over the last D days.")] = 7.0,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows per view.")] = 10,
+) -> None:
+    """The main job end to end: simulate router traffic, ingest its export, `dbt build`, print the views."""
+    from .demo import DemoOptions, run_demo
+
+    raise typer.Exit(run_demo(console, DemoOptions(requests=requests, seed=seed, days=days, limit=limit)))
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one sentence and an exit code."""
     from router.cli import register
