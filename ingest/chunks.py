@@ -39,8 +39,9 @@ from .readers import BadRow, UnreadableFile
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000
-#: Chunks parsed ahead of the database by the parser thread.
+#: Chunks parsed ahead of the database by the parser thread, and read ahead from the parser process.
 THREAD_AHEAD = 2
+READ_AHEAD = 2
 RAW_LIMIT = 100_000  # characters of a rejected row kept in rejected_rows.raw
 _UPDATED_AT = COPY_COLUMNS.index("updated_at")
 
@@ -269,6 +270,21 @@ class ParserProcess:
         self._submitted = 0
         self._next = 0  # the ticket whose chunks come next
         self._stopped = False
+        # A reader thread takes chunks off the pipe while the caller writes, so the parser never waits for
+        # the database: parsing is the longer of the two, and any pause in it is lost time.
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+        self._reader = threading.Thread(target=self._read, name="ingest-parser-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self._results.recv()
+                if message[0] == "chunk":
+                    message = ("chunk", message[1], self._results.recv_bytes())
+                self._inbox.put(message)
+        except (EOFError, OSError):
+            self._inbox.put(("gone",))
 
     def submit(self, source: RowSource, options: ParseOptions) -> int:
         """Queue ``source`` for parsing; returns its ticket for :meth:`chunks`."""
@@ -286,15 +302,14 @@ class ParserProcess:
         finished = False
         try:
             while True:
-                try:
-                    message = self._results.recv()
-                except (EOFError, OSError):
-                    code = self._process.wait(5)
-                    raise ParserFailed(f"the parser process ended early (exit code {code})") from None
+                message = self._inbox.get()
                 kind = message[0]
                 if kind == "chunk":
-                    yield Chunk(self._results.recv_bytes(), *message[1])
+                    yield Chunk(message[2], *message[1])
                     continue
+                if kind == "gone":
+                    code = self._process.wait(5)
+                    raise ParserFailed(f"the parser process ended early (exit code {code})")
                 finished = True
                 if kind == "end":
                     return
@@ -315,6 +330,9 @@ class ParserProcess:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
+        while self._reader.is_alive():  # the pipe is closed now: the reader ends once it can hand over
+            with contextlib.suppress(queue.Empty):
+                self._inbox.get(timeout=0.1)
         self._results.close()
 
     def __enter__(self) -> ParserProcess:
