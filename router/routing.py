@@ -9,7 +9,8 @@ must fit the model's window, and the requested output its maximum (else a contex
 cooling down after repeated failures is skipped; the limiter must grant a reservation (else, for the primary
 only and within ``max_wait_seconds``, the request waits for it; otherwise a rate-limit fallback). A provider
 error moves on to the next candidate; a 429 blocks the model until its ``Retry-After``. Each move from one
-model to the next is a fallback event naming both.
+model to the next is a fallback event naming both; a model too small for the request is skipped without
+becoming either end of one, so a context-length fallback always names a model the request fits.
 """
 
 from __future__ import annotations
@@ -199,28 +200,30 @@ class RequestPlan:
     # -- before a call --------------------------------------------------------------------------------------
 
     def admit(self, spec: ModelSpec) -> int | None:
-        """Turn to ``spec``: its estimated input tokens, or ``None`` when it is skipped without a call."""
-        if self._pending is not None:
-            self._emit_fallback(spec)
+        """Turn to ``spec``: its estimated input tokens, or ``None`` when it is skipped without a call.
+
+        A model whose window (or output maximum) is too small for this request is never a fallback target: it
+        is skipped silently, and the fallback event names the next model that can take the request. So a
+        ``context_length_fallback`` always lands on a window the request fits, and a request that fits no
+        candidate fails without any fallback event (its trace is an error)."""
         self._waited = 0.0
         input_tokens = with_margin(self.prompt_tokens, spec.token_margin)
+        needed = input_tokens + self.output_tokens
         if self.output_tokens > spec.max_output_tokens:
-            self._skip(
-                spec,
-                "context_length",
-                f"max_tokens {self.output_tokens} exceeds the model's {spec.max_output_tokens} output tokens",
+            problem = (
+                f"max_tokens {self.output_tokens} exceeds the model's {spec.max_output_tokens} output tokens"
             )
-            self._pending = (spec, "context_length", {"estimated_tokens": input_tokens + self.output_tokens})
+        elif needed > spec.max_input_tokens:
+            problem = f"about {needed} tokens exceed the {spec.max_input_tokens}-token context window"
+        else:
+            problem = None
+        if problem is not None:
+            self._skip(spec, "context_length", problem)
+            if self._pending is None:  # the model the request moves away from names the fallback
+                self._pending = (spec, "context_length", {"estimated_tokens": needed})
             return None
-        if input_tokens + self.output_tokens > spec.max_input_tokens:
-            self._skip(
-                spec,
-                "context_length",
-                f"about {input_tokens + self.output_tokens} tokens exceed the {spec.max_input_tokens}-token "
-                "context window",
-            )
-            self._pending = (spec, "context_length", {"estimated_tokens": input_tokens + self.output_tokens})
-            return None
+        if self._pending is not None:
+            self._emit_fallback(spec)
         now = self.core.clock.time()
         cooling_until = self.core.breaker.open_until(spec.name, now)
         if cooling_until is not None:

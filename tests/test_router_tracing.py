@@ -113,6 +113,57 @@ def test_context_length_fallback_event_has_the_seed_metadata(capture: SpanCaptur
     assert [kind(span) for span in spans].count("generation") == 1  # the skipped model got no call
 
 
+def test_a_context_fallback_lands_on_a_model_the_request_fits(capture: SpanCapture) -> None:
+    haiku = "anthropic/claude-3-5-haiku"
+    llm, _, _ = simulated_llm(
+        [MINI, haiku, LITE], overrides={m: UNLIMITED for m in (MINI, haiku, LITE)}, tracing=capture.tracing()
+    )
+    result = llm.complete(ask(180_000), max_tokens=1_000)
+    spans = by_trace(capture.spans())[result.trace_id]
+    (event,) = [span for span in spans if kind(span) == "event"]
+    meta = metadata(event)
+    # Claude's 200k window is too small with its tokenizer margin: it is skipped, not a fallback target.
+    assert (event.name, meta["original_model"], meta["fallback_model"]) == (
+        "context_length_fallback",
+        MINI,
+        LITE,
+    )
+    assert meta["fallback_max_context"] >= meta["estimated_tokens"] > meta["original_max_context"]
+
+
+def test_a_rate_limited_primary_falls_back_past_a_model_too_small(capture: SpanCapture) -> None:
+    haiku = "anthropic/claude-3-5-haiku"
+    llm, _, _ = simulated_llm(
+        [MINI, haiku, LITE],
+        overrides={
+            MINI: {"rpm": 1, "tpm": 0, "rpd": 0},
+            haiku: UNLIMITED | {"max_input_tokens": 50_000},
+            LITE: UNLIMITED,
+        },
+        tracing=capture.tracing(),
+    )
+    llm.complete(ask(1_000))  # uses the primary's one request this minute
+    result = llm.complete(ask(60_000), max_tokens=1_000)  # fits the primary, not the shrunken Claude
+    assert result.model == LITE
+    spans = by_trace(capture.spans())[result.trace_id]
+    events = [
+        (span.name, metadata(span)["original_model"], metadata(span)["fallback_model"])
+        for span in spans
+        if kind(span) == "event"
+    ]
+    assert events == [("rate_limit_fallback", MINI, LITE)]
+
+
+def test_a_request_no_model_fits_fails_without_fallback_events(capture: SpanCapture) -> None:
+    llm, _, _ = simulated_llm(
+        [MINI, LITE], overrides={MINI: UNLIMITED, LITE: UNLIMITED}, tracing=capture.tracing()
+    )
+    with pytest.raises(AllModelsFailed):
+        llm.complete(ask(1_200_000))
+    assert [kind(span) for span in capture.spans()] == ["span"]  # the root only, marked as an error
+    assert llm.stats["context_length_fallbacks"] == llm.stats["fallback_requests"] == 0
+
+
 def test_a_failed_call_is_an_error_generation(capture: SpanCapture) -> None:
     llm, _, _ = simulated_llm(
         [MINI, LITE],
