@@ -13,13 +13,13 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from . import db
 from .api_command import ingest_api_command
 from .errors import UsageError, UserError
 from .fallbacks import fallbacks_command
 from .nightly import nightly_command
+from .terminal import output_console
 
 app = typer.Typer(
     name="autopicker",
@@ -40,8 +40,8 @@ ingest_app.command("api")(ingest_api_command)
 app.command("nightly")(nightly_command)
 app.command("fallbacks")(fallbacks_command)
 
-console = Console()
-err_console = Console(stderr=True)
+console = output_console()
+err_console = output_console(stderr=True)
 
 
 @app.callback()

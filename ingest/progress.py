@@ -25,6 +25,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .terminal import output_console
+
 if TYPE_CHECKING:
     from .files import FileResult, FileTask, RunResult
     from .loader import LoadStats
@@ -153,7 +155,7 @@ def _short(name: str, width: int = 40) -> str:
 
 def make_reporter(*, as_json: bool = False) -> Reporter:
     """The reporter for this process: a progress bar when stderr is a terminal, plain lines otherwise."""
-    out, err = Console(), Console(stderr=True)
+    out, err = output_console(), output_console(stderr=True)
     if err.is_terminal:
         return TerminalReporter(out, err, as_json=as_json)
     return Reporter(out, err, as_json=as_json)

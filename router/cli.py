@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ingest.errors import UserError
+from ingest.terminal import output_console
 
 logger = logging.getLogger(__name__)
 
-console = Console()
+console = output_console()
 KEY_ENVS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_API_KEY")
 
 
