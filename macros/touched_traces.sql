@@ -5,20 +5,28 @@
     what the model says about its trace, so the whole trace is recomputed. The overlap re-reads rows of
     loads that were still committing during the previous run.
 
-    `model` is the incremental model itself (`this`); `ctes` names the model's CTEs of staging rows, each
-    with `trace_id` and `loaded_at`. Returns one column, `trace_id`.
+    They come from int_trace_spans, with the time span of each trace's observations, so the rows of those
+    traces are read through the raw table's start-time index instead of a scan of the whole table (the raw
+    table has no trace index: it would slow every load). A model that calls this needs the line
+    `-- depends_on: {{ ref('int_trace_spans') }}`, because dbt does not see refs inside is_incremental().
+
+    `model` is the incremental model itself (`this`). Returns trace_id, first_at, last_at.
 -#}
-{% macro traces_loaded_since_last_run(model, ctes) -%}
-    {%- for cte in ctes %}
-    select trace_id from {{ cte }}
-    where loaded_at > (
+{% macro traces_loaded_since_last_run(model) -%}
+    select trace_id, first_at, last_at
+    from {{ ref('int_trace_spans') }}
+    where trace_loaded_at > (
         select
             coalesce(max(trace_loaded_at), '-infinity'::timestamptz)
                 - interval '1 minute' * {{ var('incremental_overlap_minutes') }}
         from {{ model }}
     )
-    {% if not loop.last %}
-    union
-    {% endif %}
-    {%- endfor %}
+{%- endmacro %}
+
+
+{#- A filter for staging rows (with trace_id and created_at) of the traces in the CTE `touched_traces`. -#}
+{% macro of_touched_traces(touched='touched_traces') -%}
+    trace_id in (select trace_id from {{ touched }})
+    and created_at >= (select min(first_at) from {{ touched }})
+    and created_at <= (select max(last_at) from {{ touched }})
 {%- endmacro %}

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_trace_spans') }}
 {{
     config(
         materialized='incremental',
@@ -34,7 +35,7 @@ generations as (
 -- generation or a corrected row (newer _loaded_at) can change a fallback's success and its trace's cost.
 touched_traces as (
 
-    {{ traces_loaded_since_last_run(this, ['events', 'generations']) }}
+    {{ traces_loaded_since_last_run(this) }}
 
 ),
 
@@ -45,7 +46,7 @@ fallback_events as (
     select * from events
     where fallback_type is not null
     {% if is_incremental() %}
-        and trace_id in (select trace_id from touched_traces)
+        and {{ of_touched_traces() }}
     {% endif %}
 
 ),
@@ -61,6 +62,9 @@ trace_generations as (
         max(loaded_at) as generations_loaded_at
     from generations
     where trace_id in (select trace_id from fallback_events)
+    {% if is_incremental() %}
+        and {{ of_touched_traces() }}
+    {% endif %}
     group by trace_id
 
 ),

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_trace_spans') }}
 {{
     config(
         materialized='incremental',
@@ -36,7 +37,7 @@ generations as (
 -- generation or a corrected row changes its cost, latency, outcome and kind.
 touched_traces as (
 
-    {{ traces_loaded_since_last_run(this, ['fallback_events', 'generations']) }}
+    {{ traces_loaded_since_last_run(this) }}
 
 ),
 
@@ -57,7 +58,7 @@ trace_generations as (
         max(loaded_at) as generations_loaded_at
     from generations
     {% if is_incremental() %}
-        where trace_id in (select trace_id from touched_traces)
+        where {{ of_touched_traces() }}
     {% endif %}
     group by trace_id
 
@@ -77,7 +78,7 @@ trace_fallbacks as (
         max(loaded_at) as events_loaded_at
     from fallback_events
     {% if is_incremental() %}
-        where trace_id in (select trace_id from touched_traces)
+        where {{ of_touched_traces() }}
     {% endif %}
     group by trace_id
 
