@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-ingest bench-views bench-dashboards bench-router clean
 
 install: $(STAMP)
 
@@ -30,6 +30,31 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ingest router tests benchmarks
 	$(BIN)/ruff format --check ingest router tests benchmarks
+
+## Benchmarks (not part of the tests): each prints its figure on the last line. BENCH_ROWS=N to resize.
+BENCH_ROWS ?= 1000000
+# LiteLLM, the router benchmark's baseline, pins versions of packages the project shares, so it gets a
+# virtual environment of its own.
+LITELLM_VENV := .venv-litellm
+LITELLM_VERSION ?= 1.110.2
+
+bench: bench-ingest bench-views bench-dashboards bench-router
+
+bench-ingest: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py --rows $(BENCH_ROWS)
+
+bench-views: $(STAMP)
+	$(BIN)/python benchmarks/views.py --rows $(BENCH_ROWS)
+
+bench-dashboards: $(STAMP)
+	$(BIN)/python benchmarks/dashboards.py --rows $(BENCH_ROWS)
+
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'litellm==$(LITELLM_VERSION)'
+
+bench-router: $(STAMP) $(LITELLM_VENV)/bin/litellm
+	LITELLM_PYTHON=$(LITELLM_VENV)/bin/python $(BIN)/python benchmarks/router.py
 
 clean:
 	rm -rf target logs .pytest_cache

@@ -8,10 +8,10 @@ through the Langfuse SDK into the offline sink, and LiteLLM's Router. The last l
 
 LiteLLM is not a dependency of the project (it pins its own versions of shared packages). Its half runs in
 the interpreter named by ``LITELLM_PYTHON``, a virtual environment of its own, or in this one when
-``litellm`` imports here; otherwise the script says it could not run it:
+``litellm`` imports here; otherwise the script says it could not run it. `make bench-router` builds that
+environment (`.venv-litellm`, LiteLLM pinned to the version measured) and runs:
 
-    python3 -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm!=1.107.*'
-    LITELLM_PYTHON=/tmp/litellm-venv/bin/python .venv/bin/python benchmarks/router.py [--requests N]
+    LITELLM_PYTHON=.venv-litellm/bin/python .venv/bin/python benchmarks/router.py [--requests N]
 """
 
 from __future__ import annotations
