@@ -33,8 +33,9 @@ metadata = MetaData(schema=RAW_SCHEMA)
 observations = Table(
     "observations",
     metadata,
-    # ids
-    Column("id", Text, primary_key=True),
+    # ids; the key compares bytes (COLLATE "C"): ids have no language to sort by, and locale-aware
+    # comparisons made the server's work for a 1M-row load ~7% greater
+    Column("id", Text(collation="C"), primary_key=True),
     Column("trace_id", Text, nullable=False),
     Column("project_id", Text),
     Column("parent_observation_id", Text),
@@ -67,10 +68,15 @@ observations = Table(
     Column("_loaded_at", TS, nullable=False, server_default=text("now()")),
     Column("_batch_id", BigInteger, nullable=False),
 )
-# Only the key and _loaded_at (what dbt's incremental models read by) are indexed: the table is written in
-# bulk, and every further index costs the ingest about as much again as the key's own (a B-tree on random
-# trace ids adds ~40% to a 1M-row load). Lookups by trace or name belong to the dbt models' own indexes.
-Index("observations_loaded_at_idx", observations.c._loaded_at)
+# Besides the key, only block-range (BRIN) indexes: the table is written in bulk, and a B-tree costs the
+# ingest about as much again as the key's own (one on random trace ids adds ~40% to a 1M-row load), while a
+# BRIN index costs little, since rows arrive roughly in the order of both columns. _loaded_at is what dbt's
+# incremental models read new rows by; start_time bounds their reads of whole traces (the raw table has no
+# trace index). Lookups by trace or name belong to the dbt models' own indexes.
+Index("observations_loaded_at_brin", observations.c._loaded_at, postgresql_using="brin")
+Index("observations_start_time_brin", observations.c.start_time, postgresql_using="brin")
+#: Indexes an older version declared, dropped on upgrade (by name, in schema langfuse_raw).
+RETIRED_INDEXES = ("observations_loaded_at_idx",)
 
 #: One row per load run (a file ingest or an API ingest), for lineage and the nightly summary.
 load_batches = Table(
@@ -147,9 +153,13 @@ _SCHEMA_LOCK_KEY = 0x4155_5450  # "AUTP"
 
 
 def ensure_schema(conn: Connection) -> None:
-    """Create schema ``langfuse_raw`` and its tables, or upgrade them: add missing columns and indexes.
+    """Create schema ``langfuse_raw`` and its tables, or upgrade them: add missing columns and indexes, drop
+    retired indexes.
 
-    Runs in the caller's transaction; new columns are added as nullable so existing rows stay valid.
+    Runs in the caller's transaction; new columns are added as nullable so existing rows stay valid. A
+    column's type or collation is never changed in place (that rewrites the table and fails under the dbt
+    views that read it): a warehouse created before ``id`` was ``COLLATE "C"`` keeps its key as it was,
+    which is correct, only slower to load.
     """
     conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
     conn.execute(text(f"create schema if not exists {RAW_SCHEMA}"))
@@ -168,6 +178,9 @@ def ensure_schema(conn: Connection) -> None:
                 text(f'alter table {RAW_SCHEMA}.{table.name} add column "{column.name}" {ddl_type}{default}')
             )
         indexes = {i["name"] for i in inspector.get_indexes(table.name, schema=RAW_SCHEMA)}
+        for retired in RETIRED_INDEXES:
+            if retired in indexes:
+                conn.execute(text(f"drop index {RAW_SCHEMA}.{retired}"))
         for index in table.indexes:
             if index.name not in indexes:
                 index.create(conn, checkfirst=True)
