@@ -224,11 +224,11 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
             stats.inserted += len(chunk.row_numbers)
         except pg_errors.UniqueViolation:
             # Some ids are stored already: the new rows still go the direct way, the others are upserted.
-            lines = chunk.blob.split(b"\n")[:-1]
-            ids = [_line_id(line) for line in lines]
-            stored = _stored_ids(cur, ids)
-            new = [i for i, oid in enumerate(ids) if oid not in stored]
-            rest = [i for i, oid in enumerate(ids) if oid in stored]
+            lines = bytes(chunk.blob).split(b"\n")[:-1]
+            keys = [line[:line.index(b"\t")] for line in lines]
+            stored = _stored_keys(cur, keys)
+            new = [i for i, key in enumerate(keys) if key not in stored]
+            rest = [i for i, key in enumerate(keys) if key in stored]
             try:
                 if new:
                     _copy_direct(cur, b"\n".join(lines[i] for i in new) + b"\n")
@@ -237,7 +237,7 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
                 rest = list(range(len(lines)))
             rejections += _upsert(cur, [lines[i] for i in rest], [chunk.row_numbers[i] for i in rest], stats)
         except _ROW_ERRORS:  # a row PostgreSQL refuses: the staging path finds it
-            rejections += _upsert(cur, chunk.blob.split(b"\n")[:-1], chunk.row_numbers, stats)
+            rejections += _upsert(cur, bytes(chunk.blob).split(b"\n")[:-1], chunk.row_numbers, stats)
     if rejections:
         stats.rejected += len(rejections)
         with cur.copy(
@@ -252,13 +252,21 @@ def _copy_direct(cur: psycopg.Cursor, blob: bytes) -> None:
         copy.write(memoryview(blob))  # psycopg sends it in slices: of a memoryview, without copying
 
 
-def _line_id(line: bytes) -> str:
-    return unescape_copy_text(line[:line.index(b"\t")].decode("utf-8", "surrogatepass"))
+def _stored_keys(cur: psycopg.Cursor, keys: list[bytes]) -> set[bytes]:
+    """Which of these ids, each as the first field of a COPY line, are stored already (in the same form).
 
-
-def _stored_ids(cur: psycopg.Cursor, ids: list[str]) -> set[str]:
-    rows = cur.execute("SELECT id FROM langfuse_raw.observations WHERE id = ANY(%s)", (ids,)).fetchall()
-    return {r[0] for r in rows}
+    An id PostgreSQL cannot store (a NUL character, bytes that are not UTF-8) is looked up mangled: it is not
+    stored, and if the mangled form is, the row goes the staging way, which refuses it all the same."""
+    joined = b"\n".join(keys)
+    if b"\\" not in joined:  # nothing escaped: the ids go as one text, split by the server
+        text = joined.decode("utf-8", "replace").replace("\x00", "")
+        rows = cur.execute(
+            "SELECT id FROM langfuse_raw.observations WHERE id = ANY(string_to_array(%s, E'\\n'))", (text,)
+        ).fetchall()
+    else:
+        ids = [unescape_copy_text(k.decode("utf-8", "replace")).replace("\x00", "") for k in keys]
+        rows = cur.execute("SELECT id FROM langfuse_raw.observations WHERE id = ANY(%b)", (ids,)).fetchall()
+    return {escape_copy_text(r[0]).encode() for r in rows}
 
 
 def _upsert(cur: psycopg.Cursor, lines: list[bytes], numbers: list[Any], stats: LoadStats) -> list[Rejection]:

@@ -120,3 +120,16 @@ def test_versions_across_chunk_boundaries(in_process: bool, conn: psycopg.Connec
     assert {k: v["name"] for k, v in stored(database).items()} == {"x": "x new", "y": "y new", "z": "z"}
     assert (stats.inserted, stats.updated, stats.duplicates, stats.rejected) == (3, 1, 2, 1)
     assert stats.rows_read == stats.loaded + stats.duplicates + stats.rejected + stats.skipped_types == 8
+
+
+def test_stored_ids_with_escaped_characters_are_updated_not_duplicated(conn: psycopg.Connection,
+                                                                        database: Database) -> None:
+    # Ids that COPY text must escape (a backslash, a tab) next to plain ones: a second load of newer versions
+    # finds every one of them stored and updates it.
+    ids = ["plain-1", "back\\slash", "tab\there", "new\nline", "plain-2"]
+    first = [(n, _event(oid, 1, "v1")) for n, oid in enumerate(ids, 1)]
+    loader.load_rows(conn, first, source="a", batch_id=loader.start_batch(conn, "a"))
+    second = [(n, _event(oid, 2, "v2")) for n, oid in enumerate(ids + ["fresh"], 1)]
+    stats = loader.load_rows(conn, second, source="b", batch_id=loader.start_batch(conn, "b"))
+    assert (stats.inserted, stats.updated, stats.duplicates, stats.rejected) == (1, 5, 0, 0)
+    assert {k: v["name"] for k, v in stored(database).items()} == dict.fromkeys([*ids, "fresh"], "v2")
