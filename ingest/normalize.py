@@ -120,13 +120,20 @@ def natural_value(value: Any) -> Any:
         except _JSONDecodeError:
             return value
     if first in _NUMBER_START:
-        if not _JSON_NUMBER.match(value):
+        if value.isdecimal():  # digits only (what \d matches): the common case, without the regex
+            if first == "0" and len(value) > 1:
+                return value
+            if len(value) < 16:
+                return int(value)
+        elif _JSON_NUMBER.match(value) is None:
             return value
-        if len(value) < 16 and "." not in value and "e" not in value and "E" not in value:
-            return int(value)
         number = float(value)
+        if repr(number) == value:
+            return number
+        if len(value) < 16 and "." not in value and "e" not in value and "E" not in value:
+            return int(value)  # "-5": repr(-5.0) is never an integer literal
         # Otherwise a Fragment, written verbatim, keeps every digit (a float would round or reformat them).
-        return number if repr(number) == value else _FRAGMENT(value)
+        return _FRAGMENT(value)
     if value == "true":
         return True
     if value == "false":
@@ -202,14 +209,16 @@ def unescape_copy_text(text: str) -> str:
 
 def _object_text(value: Any, field: str) -> str:
     """A JSON-object column as COPY text ("" for NULL)."""
-    if value is None or value == "":
-        return ""
     if value.__class__ is dict:
+        if not value:
+            return "{}"
         try:
             text = _dumps(value).decode()
         except TypeError:  # a Parquet decimal or a non-string key
             return _copy_json(value, field)
         return text.replace("\\", "\\\\") if "\\" in text else text
+    if value is None or value == "":
+        return ""
     if value.__class__ is str:
         # JSON text is kept as written; PostgreSQL checks its syntax (a row it refuses is rejected alone).
         if value.lstrip()[:1] != "{":
@@ -222,13 +231,31 @@ def _object_text(value: Any, field: str) -> str:
     return _copy_json(_object(value, field), field)
 
 
+class _NaturalCache(dict):
+    """Remembered natural values of metadata strings: values repeat (model names, reasons, flags), and a
+    lookup saves most of the work."""
+
+    SIZE = 50_000
+
+    def __missing__(self, value: Any) -> Any:
+        natural = natural_value(value)
+        # Only strings (True == 1 would confuse a mixed cache), and not numbers of more than a few digits:
+        # those are mostly unique (token counts, costs) and cheap to read again.
+        if value.__class__ is str and not (len(value) > 3 and value[0] in _NUMBER_START):
+            if len(self) >= self.SIZE:
+                self.clear()
+            self[value] = natural
+        return natural
+
+
+_natural_of = _NaturalCache().__getitem__
+
+
 def _metadata_text(metadata: dict) -> str:
     """Metadata as COPY text, each value made natural (see :func:`natural_value`)."""
-    get = _natural_cache.get
+    natural_of = _natural_of
     try:
-        # Metadata values repeat (model names, reasons, flags): remembered decodings save most of the work.
-        values = {k: n if (n := get(v, _MISSING)) is not _MISSING else _natural_miss(v)
-                  for k, v in metadata.items()}
+        values = {k: natural_of(v) for k, v in metadata.items()}
     except TypeError:  # an unhashable value (an object from the API) needs no decoding
         values = {k: natural_value(v) for k, v in metadata.items()}
     try:
@@ -236,20 +263,6 @@ def _metadata_text(metadata: dict) -> str:
     except TypeError:
         return _copy_json(values, "metadata")
     return text.replace("\\", "\\\\") if "\\" in text else text
-
-
-_MISSING = object()
-_natural_cache: dict[str, Any] = {}
-_NATURAL_CACHE_SIZE = 50_000
-
-
-def _natural_miss(value: Any) -> Any:
-    natural = natural_value(value)
-    if value.__class__ is str:  # only strings: True == 1 would confuse a mixed cache
-        if len(_natural_cache) >= _NATURAL_CACHE_SIZE:
-            _natural_cache.clear()
-        _natural_cache[value] = natural
-    return natural
 
 
 def _any_json(value: Any, field: str) -> str:
@@ -368,6 +381,7 @@ class Normalizer:
         self.with_io = with_io
         self.latency_unit = latency_unit
         self._millis = latency_unit == "ms"
+        self._detect = latency_unit == "auto"
         self.skipped: Counter[str] = Counter()
 
     def from_text(self, text: bytes | str) -> tuple[str, str, str] | None:
@@ -430,24 +444,51 @@ class Normalizer:
 
         # start and updated are checked here (they order and identify versions); PostgreSQL checks the others,
         # and a row it refuses is rejected alone (see ingest.loader).
-        start_text = _timestamp_text(start_time, "start_time", check=True)
-        end_text = "" if end_time is None else _timestamp_text(end_time, "end_time")
-        completion_text = ("" if completion_start_time is None
-                           else _timestamp_text(completion_start_time, "completion_start_time"))
-        created_text = "" if created_at is None else _timestamp_text(created_at, "created_at")
-        if updated_at is None or updated_at == "":
+        # Langfuse's own shape (26 characters, a space at 10) is tested inline: it is nearly every value.
+        start: datetime | None = None  # the parsed start time, reused for the latency unit below
+        if start_time.__class__ is str and len(start_time) == 26 and start_time[10] == " ":
+            try:
+                start = _fromiso(start_time)
+            except ValueError:
+                raise RowError(f"start_time is not a timestamp: {_show(start_time)}") from None
+            start_text = start_time
+        else:
+            start_text = _timestamp_text(start_time, "start_time", check=True)
+        if end_time.__class__ is str and len(end_time) == 26 and end_time[10] == " ":
+            end_text = end_time
+        else:
+            end_text = "" if end_time is None else _timestamp_text(end_time, "end_time")
+        if completion_start_time is None:
+            completion_text = ""
+        elif (completion_start_time.__class__ is str and len(completion_start_time) == 26
+              and completion_start_time[10] == " "):
+            completion_text = completion_start_time
+        else:
+            completion_text = _timestamp_text(completion_start_time, "completion_start_time")
+        if created_at.__class__ is str and len(created_at) == 26 and created_at[10] == " ":
+            created_text = created_at
+        else:
+            created_text = "" if created_at is None else _timestamp_text(created_at, "created_at")
+        if updated_at.__class__ is str and len(updated_at) == 26 and updated_at[10] == " ":
+            try:
+                _fromiso(updated_at)
+            except ValueError:
+                raise RowError(f"updated_at is not a timestamp: {_show(updated_at)}") from None
+            updated_text = updated_at
+        elif updated_at is None or updated_at == "":
             updated_text = created_text or start_text
         else:
             updated_text = _timestamp_text(updated_at, "updated_at", check=True)
+
 
         # JSON numbers arrive as float (non-finite ones cannot); everything else goes the careful way.
         if latency is not None and (latency.__class__ is not float or latency - latency != 0.0):
             latency = _number(latency, "latency")
         if ttft is not None and (ttft.__class__ is not float or ttft - ttft != 0.0):
             ttft = _number(ttft, "time_to_first_token")
-        if latency and end_text and self.latency_unit == "auto":  # zero reads the same in both units
+        if latency and end_text and self._detect:  # zero reads the same in both units
             try:
-                elapsed: float | None = (_fromiso(end_text) - _fromiso(start_text)).total_seconds()
+                elapsed: float | None = (_fromiso(end_text) - (start or _fromiso(start_text))).total_seconds()
             except (TypeError, ValueError):
                 elapsed = self._elapsed(start_text, end_text)
             if elapsed is not None:
@@ -460,15 +501,15 @@ class Normalizer:
             latency = None if latency is None else latency / 1000
             ttft = None if ttft is None else ttft / 1000
 
-        if metadata is None or metadata == "" or metadata == {}:
+        if metadata.__class__ is dict:
+            metadata_text = _metadata_text(metadata) if metadata else "{}"
+        elif metadata is None or metadata == "" or metadata == {}:
             metadata_text = "{}"
-        else:
-            if metadata.__class__ is not dict:
-                metadata = _object(metadata, "metadata") or {}
-            metadata_text = _metadata_text(metadata)
+        else:  # JSON text of an object, a Parquet map
+            metadata_text = _metadata_text(_object(metadata, "metadata") or {})
         parameters_text = _object_text(model_parameters, "model_parameters")
-        usage_text = "{}" if usage_details == {} else _object_text(usage_details, "usage_details")
-        cost_text = "{}" if cost_details == {} else _object_text(cost_details, "cost_details")
+        usage_text = _object_text(usage_details, "usage_details")
+        cost_text = _object_text(cost_details, "cost_details")
         if self.with_io:
             io_part = _any_json(get("input"), "input") + "\t" + _any_json(get("output"), "output")
         else:
