@@ -100,7 +100,6 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
     """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end."""
     normalizer = options.normalizer()
     from_text, from_dict = normalizer.from_text, normalizer.from_dict
-    loads, json_error = orjson.loads, orjson.JSONDecodeError
     chunk_rows = options.chunk_rows
     lines: list[str] = []
     numbers: list[Any] = []
@@ -110,13 +109,7 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
     for number, item in rows:
         read += 1
         try:
-            if item.__class__ is bytes:  # a JSONL line: the common case, parsed here to save a call
-                try:
-                    row = loads(item)
-                except json_error:
-                    row = None
-                result = from_dict(row) if row.__class__ is dict else from_text(item)
-            elif item.__class__ is str:
+            if item.__class__ is bytes or item.__class__ is str:  # a JSONL line: the common case
                 result = from_text(item)
             elif isinstance(item, dict):
                 result = from_dict(item)

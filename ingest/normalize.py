@@ -42,8 +42,9 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 logger = logging.getLogger(__name__)
@@ -364,8 +365,55 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
+# The integers orjson reads as integers (it reads bigger ones as floats); msgspec checks the bound in C.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Numbers = dict[str, _Int64 | float]
+
 _TEXT_FIELDS = ("id", "trace_id", "project_id", "parent_observation_id", "type", "name", "level",
                 "status_message", "environment", "model")
+
+
+class _ExportRow(msgspec.Struct, gc=False):
+    """The fields of an export row (snake_case) that the normaliser reads, typed as exports write them.
+
+    Decoding a JSONL line into this skips every other field without building it, about a third of the work
+    of reading a row. The types only admit what the general reading (orjson, then a dict) turns into the very
+    same values: a line that does not fit (another type, integers beyond 64 bits, camelCase keys,
+    ``--with-io``, text that is not ASCII, which orjson checks more strictly) is read the general way.
+    The first 20 fields are in the order of ``_SNAKE``.
+    """
+
+    trace_id: str | None = None
+    project_id: str | None = None
+    parent_observation_id: str | None = None
+    name: str | None = None
+    level: str | None = None
+    status_message: str | None = None
+    environment: str | None = None
+    model_parameters: str | None = None
+    usage_details: _Numbers | None = None
+    cost_details: _Numbers | None = None
+    total_cost: _Int64 | float | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    completion_start_time: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    latency: _Int64 | float | None = None
+    time_to_first_token: _Int64 | float | None = None
+    metadata: dict[str, str] | None = None
+    provided_model_name: str | None = None
+    id: str | None = None
+    type: str | None = None
+    model: str | None = None
+    providedModelName: str | None = None  # noqa: N815 - Langfuse's key
+    traceId: Any = msgspec.UNSET  # noqa: N815 - present in camelCase rows, which are read the general way
+
+
+_decode_export_row = msgspec.json.Decoder(_ExportRow).decode
+_astuple = msgspec.structs.astuple
+_UNSET = msgspec.UNSET
+_MSGSPEC_ERROR = msgspec.MsgspecError
 
 
 class Normalizer:
@@ -386,6 +434,20 @@ class Normalizer:
 
     def from_text(self, text: bytes | str) -> tuple[str, str, str] | None:
         """Normalise the JSON text of one row (a JSONL line)."""
+        if not self.with_io and text.__class__ is bytes and text.isascii():  # type: ignore[union-attr]
+            try:
+                row = _decode_export_row(text)
+            except _MSGSPEC_ERROR:
+                pass  # not valid JSON, or not shaped as the fast way expects: the general way says which
+            else:
+                if row.traceId is _UNSET:
+                    fields = _astuple(row)
+                    typ = fields[21]
+                    if typ not in LOADED_TYPES:
+                        typ = self._loaded_type(typ)
+                        if typ is None:
+                            return None
+                    return self._line(fields[20], typ, fields, fields[19] or fields[22] or fields[23], None)
         try:
             row = _loads(text)
         except _JSONDecodeError as exc:
@@ -401,30 +463,42 @@ class Normalizer:
         get = row.get
         typ = get("type")
         if typ.__class__ is not str or typ not in LOADED_TYPES:
-            if typ is None or typ == "":
-                raise RowError("the row has no type")
-            if typ.__class__ is not str:
-                raise RowError(f"type must be a string, got {_kind(typ)}")
-            upper = typ.upper()
-            if upper not in LOADED_TYPES:
-                self.skipped[upper] += 1
+            typ = self._loaded_type(typ)
+            if typ is None:
                 return None
-            typ = upper
-        oid = get("id")
-        if not oid:
-            raise RowError("the row has no id")
-        if oid.__class__ is not str:
-            raise RowError(f"id must be a string, got {_kind(oid)}")
         camel = "traceId" in row
         try:  # exports carry every key: one C-level lookup of all of them
             fields = (_CAMEL_FIELDS if camel else _SNAKE_FIELDS)(row)
         except KeyError:
             fields = tuple(map(get, _CAMEL if camel else _SNAKE))
+        model = fields[19] or get("model") or get("providedModelName" if not camel else "provided_model_name")
+        io = (get("input"), get("output")) if self.with_io else None
+        return self._line(get("id"), typ, fields, model, io)
+
+    def _loaded_type(self, typ: Any) -> str | None:
+        """A type other than exactly EVENT or GENERATION: the loaded type it means (any case), or None after
+        counting it as skipped; a missing type or one that is not text is a RowError."""
+        if typ is None or typ == "":
+            raise RowError("the row has no type")
+        if typ.__class__ is not str:
+            raise RowError(f"type must be a string, got {_kind(typ)}")
+        upper = typ.upper()
+        if upper not in LOADED_TYPES:
+            self.skipped[upper] += 1
+            return None
+        return upper
+
+    def _line(self, oid: Any, typ: str, fields: tuple, model: Any,
+              io: tuple[Any, Any] | None) -> tuple[str, str, str]:
+        """The COPY line of a row of a loaded type, from its fields in the order of ``_SNAKE`` (the model as
+        resolved by the caller, and ``(input, output)`` when they are kept)."""
+        if not oid:
+            raise RowError("the row has no id")
+        if oid.__class__ is not str:
+            raise RowError(f"id must be a string, got {_kind(oid)}")
         (trace_id, project_id, parent_id, name, level, status_message, environment, model_parameters,
          usage_details, cost_details, total_cost, start_time, end_time, completion_start_time, created_at,
-         updated_at, latency, ttft, metadata, model) = fields
-        if not model:
-            model = get("model") or get("providedModelName" if not camel else "provided_model_name")
+         updated_at, latency, ttft, metadata) = fields[:19]
         if not trace_id:
             raise RowError("the row has no trace id")
         if start_time is None or start_time == "":
@@ -480,7 +554,6 @@ class Normalizer:
         else:
             updated_text = _timestamp_text(updated_at, "updated_at", check=True)
 
-
         # JSON numbers arrive as float (non-finite ones cannot); everything else goes the careful way.
         if latency is not None and (latency.__class__ is not float or latency - latency != 0.0):
             latency = _number(latency, "latency")
@@ -510,10 +583,7 @@ class Normalizer:
         parameters_text = _object_text(model_parameters, "model_parameters")
         usage_text = _object_text(usage_details, "usage_details")
         cost_text = _object_text(cost_details, "cost_details")
-        if self.with_io:
-            io_part = _any_json(get("input"), "input") + "\t" + _any_json(get("output"), "output")
-        else:
-            io_part = "\t"
+        io_part = "\t" if io is None else _any_json(io[0], "input") + "\t" + _any_json(io[1], "output")
         if total_cost is None:
             cost_number = ""
         elif total_cost.__class__ is float and total_cost - total_cost == 0.0:

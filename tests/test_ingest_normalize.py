@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from ingest.normalize import (
@@ -237,3 +238,50 @@ def test_json_text_rows() -> None:
         normalizer.from_text(b"{oops")
     with pytest.raises(RowError, match="a row must be a JSON object, got an array"):
         normalizer.from_text(b"[1]")
+
+
+def _outcome(read: Any, arg: Any) -> Any:
+    try:
+        return read(arg)
+    except RowError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("change", [
+    {},  # the row as an observations_v2 export writes it
+    {"latency": 2, "time_to_first_token": 0, "total_cost": 5},  # integers where floats are usual
+    {"total_cost": 123456789012345678901234567890, "latency": -9223372036854775809},  # beyond 64 bits
+    {"usage_details": {"input": 2**64, "output": -0.0}, "cost_details": {"total": 1e300}},
+    {"metadata": {"n": "150000", "m": '"x"', "e": "1e5", "big": "123456789012345678901234567890"}},
+    {"metadata": {"a": 1, "b": None}},  # not a string map
+    {"metadata": '{"a": "1"}', "usage_details": "{}", "model_parameters": {"t": 1}},
+    {"name": "caf\u00e9 \u2603"},  # text that is not ASCII
+    {"name": "tab\there", "status_message": "back\\slash\nnew line"},
+    {"traceId": "camel", "trace_id": None},  # camelCase keys decide, as for a dict
+    {"type": "span"}, {"type": "event"}, {"type": None}, {"type": 5},
+    {"id": None}, {"id": 7}, {"trace_id": ""}, {"start_time": "yesterday"}, {"start_time": None},
+    {"updated_at": "2026-11-24 99:00:00.000000"}, {"end_time": 1764000000}, {"latency": True},
+    {"provided_model_name": None, "model": "m/one", "providedModelName": "m/two"},
+    {"provided_model_name": "", "providedModelName": "m/two"},
+])
+def test_json_lines_mean_what_their_dicts_mean(change: dict[str, Any]) -> None:
+    # JSONL lines are read the fast way (only the fields used, typed) when they fit, the general way else
+    # (orjson, then the dict): every line must give what the general way gives, reason for reason.
+    row = {**SNAKE, **change}
+    for text in (json.dumps(row).encode(), json.dumps(row, ensure_ascii=False).encode()):
+        fast, general = Normalizer(suffix="\ts\t1"), Normalizer(suffix="\ts\t1")
+        assert _outcome(fast.from_text, text) == _outcome(general.from_dict, orjson.loads(text))
+        assert fast.skipped == general.skipped
+
+
+def test_a_line_that_is_not_utf8_is_not_json_even_where_no_field_is_read() -> None:
+    text = json.dumps(SNAKE).encode().replace(b'"input": "{}"', b'"input": "\xff"')
+    with pytest.raises(RowError, match="not valid JSON"):
+        Normalizer(suffix="\ts\t1").from_text(text)
+
+
+def test_an_export_line_takes_the_fast_way() -> None:
+    from ingest import normalize
+
+    decoded = normalize._decode_export_row(json.dumps(SNAKE).encode())
+    assert (decoded.id, decoded.trace_id, decoded.metadata) == ("o1", "t1", SNAKE["metadata"])
