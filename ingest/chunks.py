@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -66,6 +66,11 @@ class Chunk:
     duplicates: int  # rows dropped for another version of the same id in this chunk
     skipped: Counter[str]  # rows of types that are not loaded, by type
     position: int | None  # how far into the source (bytes) the chunk ends, for progress
+    #: The last ``repeated`` lines (from byte ``repeated_at`` of blob) hold ids that an earlier source of the
+    #: same parser held too (see RecentIds): they are probably stored already, so they go straight to the
+    #: upsert. The other lines are sorted by id, and so are these.
+    repeated: int = 0
+    repeated_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,25 @@ class ParseOptions:
 
     def normalizer(self) -> Normalizer:
         return Normalizer(suffix=self.suffix, with_io=self.with_io, latency_unit=self.latency_unit)
+
+
+class RecentIds:
+    """The ids of the last rows (two chunks' worth) that a parser read before the current source.
+
+    Export windows overlap: the rows a file repeats are those at the end of the file before it. Sent apart
+    (see Chunk.repeated), they go to the upsert without first failing a COPY of their whole chunk on the
+    unique key and having every id of that chunk looked up. A guess only: a row that turns out not to be
+    stored is simply inserted by the upsert.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[dict[str, int]] = deque(maxlen=2)
+
+    def add(self, chunk_ids: dict[str, int]) -> None:
+        self._chunks.append(chunk_ids)
+
+    def snapshot(self) -> frozenset[str]:
+        return frozenset().union(*self._chunks)
 
 
 class RowSource(Protocol):
@@ -96,14 +120,17 @@ class ParserFailed(RuntimeError):
 
 
 def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
-                position: Any = None) -> Iterator[Chunk]:
-    """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end."""
+                position: Any = None, recent: RecentIds | None = None) -> Iterator[Chunk]:
+    """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end.
+    With ``recent``, rows whose ids it holds are marked repeated, and it learns this source's ids."""
     normalizer = options.normalizer()
     from_text, from_dict = normalizer.from_text, normalizer.from_dict
     chunk_rows = options.chunk_rows
+    earlier = recent.snapshot() if recent is not None else frozenset()
     lines: list[str] = []
     numbers: list[Any] = []
     first_at: dict[str, int] = {}
+    repeated: list[int] = []  # indexes in lines
     rejections: list[Rejection] = []
     read = duplicates = 0
     for number, item in rows:
@@ -127,30 +154,47 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
             if at == size:
                 lines.append(line)
                 numbers.append(number)
+                if earlier and oid in earlier:
+                    repeated.append(size)
             else:
                 duplicates += 1
                 kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
                 if version != kept and version_key(version) > version_key(kept):
                     lines[at], numbers[at] = line, number
         if read == chunk_rows:
-            yield _chunk(lines, numbers, rejections, read, duplicates, normalizer, position)
-            lines, numbers, first_at, rejections = [], [], {}, []
+            yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
+            if recent is not None:
+                recent.add(first_at)
+            lines, numbers, first_at, repeated, rejections = [], [], {}, [], []
             read = duplicates = 0
     if read:
-        yield _chunk(lines, numbers, rejections, read, duplicates, normalizer, position)
+        yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
+        if recent is not None:
+            recent.add(first_at)
 
 
-def _chunk(lines: list[str], numbers: list[Any], rejections: list[Rejection], read: int, duplicates: int,
-           normalizer: Normalizer, position: Any) -> Chunk:
+def _chunk(lines: list[str], numbers: list[Any], repeated: list[int], rejections: list[Rejection], read: int,
+           duplicates: int, normalizer: Normalizer, position: Any) -> Chunk:
     # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
     order = sorted(range(len(lines)), key=lines.__getitem__)
-    lines = [lines[i] for i in order]
-    numbers = [numbers[i] for i in order]
-    # surrogatepass: a lone surrogate becomes bytes PostgreSQL refuses, so that row alone is rejected.
-    blob = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass") if lines else b""
+    tail = b""
+    if repeated:  # the repeated rows go last, in id order too
+        marked = set(repeated)
+        tail = _blob([lines[i] for i in order if i in marked])
+        order = [i for i in order if i not in marked] + [i for i in order if i in marked]
+    head = _blob([lines[i] for i in order[:len(order) - len(repeated)]])
     skipped = normalizer.skipped.copy()
     normalizer.skipped.clear()
-    return Chunk(blob, numbers, rejections, read, duplicates, skipped, position() if position else None)
+    return Chunk(head + tail if tail else head, [numbers[i] for i in order], rejections, read, duplicates,
+                 skipped, position() if position else None, len(repeated), len(head))
+
+
+def _blob(lines: list[str]) -> bytes:
+    if not lines:
+        return b""
+    lines.append("")  # the last line's newline, without copying the joined text again
+    # surrogatepass: a lone surrogate becomes bytes PostgreSQL refuses, so that row alone is rejected.
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
 def raw_text(item: Any) -> str | None:
@@ -367,6 +411,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
     tasks = Connection(int(sys.argv[1]), writable=False)
     results = Connection(int(sys.argv[2]), readable=False)
+    recent = RecentIds()  # across the sources of the run: the files of one export overlap
     try:
         while True:
             try:
@@ -374,10 +419,10 @@ def serve() -> None:
             except EOFError:
                 return
             try:
-                for chunk in make_chunks(source.rows(), options, source.position):
+                for chunk in make_chunks(source.rows(), options, source.position, recent):
                     results.send(("chunk", (chunk.row_numbers, chunk.rejections, chunk.rows_read,
-                                            chunk.duplicates, chunk.skipped, chunk.position),
-                                  len(chunk.blob)))
+                                            chunk.duplicates, chunk.skipped, chunk.position, chunk.repeated,
+                                            chunk.repeated_at), len(chunk.blob)))
                     _write_all(results.fileno(), chunk.blob)  # the blob follows its message, as raw bytes
                 results.send(("end",))
             except UnreadableFile as exc:

@@ -33,6 +33,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.abc import Buffer
 
 from .chunks import Chunk, ParseOptions, ParserProcess, Rejection, RowSource, parse_in_thread, storable
 from .normalize import COPY_COLUMNS, escape_copy_text, unescape_copy_text
@@ -218,26 +219,16 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
     stats.duplicates += chunk.duplicates
     stats.skipped.update(chunk.skipped)
     rejections = list(chunk.rejections)
-    if chunk.blob:
-        try:
-            _copy_direct(cur, chunk.blob)
-            stats.inserted += len(chunk.row_numbers)
-        except pg_errors.UniqueViolation:
-            # Some ids are stored already: the new rows still go the direct way, the others are upserted.
-            lines = bytes(chunk.blob).split(b"\n")[:-1]
-            keys = [line[:line.index(b"\t")] for line in lines]
-            stored = _stored_keys(cur, keys)
-            new = [i for i, key in enumerate(keys) if key not in stored]
-            rest = [i for i, key in enumerate(keys) if key in stored]
-            try:
-                if new:
-                    _copy_direct(cur, b"\n".join(lines[i] for i in new) + b"\n")
-                stats.inserted += len(new)
-            except _ROW_ERRORS:
-                rest = list(range(len(lines)))
-            rejections += _upsert(cur, [lines[i] for i in rest], [chunk.row_numbers[i] for i in rest], stats)
-        except _ROW_ERRORS:  # a row PostgreSQL refuses: the staging path finds it
-            rejections += _upsert(cur, bytes(chunk.blob).split(b"\n")[:-1], chunk.row_numbers, stats)
+    new_rows = len(chunk.row_numbers) - chunk.repeated
+    if new_rows:
+        if chunk.repeated:
+            head = memoryview(chunk.blob)[:chunk.repeated_at]
+            rejections += _write_new(cur, head, chunk.row_numbers[:new_rows], stats)
+        else:
+            rejections += _write_new(cur, chunk.blob, chunk.row_numbers, stats)
+    if chunk.repeated:  # probably stored already (see RecentIds): the upsert at once
+        lines = bytes(memoryview(chunk.blob)[chunk.repeated_at:]).split(b"\n")[:-1]
+        rejections += _upsert(cur, lines, chunk.row_numbers[new_rows:], stats)
     if rejections:
         stats.rejected += len(rejections)
         with cur.copy(
@@ -247,7 +238,31 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
                 copy.write_row((batch_id, source, r.row_number, storable(r.error), r.raw))
 
 
-def _copy_direct(cur: psycopg.Cursor, blob: bytes) -> None:
+def _write_new(cur: psycopg.Cursor, blob: Buffer, numbers: list[Any], stats: LoadStats) -> list[Rejection]:
+    """Write COPY lines whose ids are probably new; returns the rows PostgreSQL refused."""
+    try:
+        _copy_direct(cur, blob)
+        stats.inserted += len(numbers)
+        return []
+    except pg_errors.UniqueViolation:
+        # Some ids are stored already: the new rows still go the direct way, the others are upserted.
+        lines = bytes(blob).split(b"\n")[:-1]
+        keys = [line[:line.index(b"\t")] for line in lines]
+        stored = _stored_keys(cur, keys)
+        new = [i for i, key in enumerate(keys) if key not in stored]
+        rest = [i for i, key in enumerate(keys) if key in stored]
+        try:
+            if new:
+                _copy_direct(cur, b"\n".join(lines[i] for i in new) + b"\n")
+            stats.inserted += len(new)
+        except _ROW_ERRORS:
+            rest = list(range(len(lines)))
+        return _upsert(cur, [lines[i] for i in rest], [numbers[i] for i in rest], stats)
+    except _ROW_ERRORS:  # a row PostgreSQL refuses: the staging path finds it
+        return _upsert(cur, bytes(blob).split(b"\n")[:-1], numbers, stats)
+
+
+def _copy_direct(cur: psycopg.Cursor, blob: Buffer) -> None:
     with cur.connection.transaction(), cur.copy(_COPY_DIRECT) as copy:
         copy.write(memoryview(blob))  # psycopg sends it in slices: of a memoryview, without copying
 
