@@ -292,19 +292,25 @@ def ingest_files(database: Database | Callable[[], Database], args: Sequence[str
         return result
     if not isinstance(database, Database):
         database = database()
-    ensure_raw_schema(database)
-    with database.connect() as conn:
-        result.batch_id = start_batch(conn, "files: " + " ".join(args))
-        outcomes = _check_contents(conn, plan.tasks, force)
-        # Every file to load is handed to one parser process at once: it parses them in order, each while
-        # the one before is still being written.
-        with ParserProcess() as parser:
+    # Every file to load is handed to one parser process: it parses them in order, each while the one before
+    # is still being written. It is started first, so that its interpreter starts while the schema is checked,
+    # and it is given the first file as soon as that file is known to be loaded.
+    with ParserProcess() as parser:
+        ensure_raw_schema(database)
+        with database.connect() as conn:
+            result.batch_id = start_batch(conn, "files: " + " ".join(args))
             options = ParseOptions(with_io=with_io, latency_unit=latency_unit, suffix="")
-            tickets = {
-                i: parser.submit(FileSource(t.path, t.name, t.fmt),
-                                 replace(options, suffix=copy_suffix(t.name, result.batch_id)))
-                for i, t in enumerate(plan.tasks) if outcomes[i] is None
-            }
+            seen: dict[str, str] = {}
+            outcomes: list[FileResult | None] = []
+            tickets: dict[int, int] = {}
+            for part in (plan.tasks[:1], plan.tasks[1:]):
+                first = len(outcomes)
+                outcomes += _check_contents(conn, part, force, seen)
+                for i, task in enumerate(part, first):
+                    if outcomes[i] is None:
+                        suffix = copy_suffix(task.name, result.batch_id)
+                        tickets[i] = parser.submit(FileSource(task.path, task.name, task.fmt),
+                                                   replace(options, suffix=suffix))
             reporter.start(plan.tasks)
             try:
                 for i, task in enumerate(plan.tasks):
@@ -320,15 +326,18 @@ def ingest_files(database: Database | Callable[[], Database], args: Sequence[str
                     reporter.file_done(outcome)
             finally:
                 reporter.stop()
-        finish_batch(conn, result.batch_id, result.totals)
+            finish_batch(conn, result.batch_id, result.totals)
     return result
 
 
-def _check_contents(conn: psycopg.Connection, tasks: list[FileTask], force: bool) -> list[FileResult | None]:
+def _check_contents(conn: psycopg.Connection, tasks: list[FileTask], force: bool,
+                    seen: dict[str, str]) -> list[FileResult | None]:
     """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
-    unreadable), None for the others."""
+    unreadable), None for the others. ``seen`` holds the hashes of the run's files checked before (hash ->
+    name), and gets these."""
     outcomes: list[FileResult | None] = []
-    seen: dict[str, str] = {}
+    if not tasks:
+        return outcomes
     for task in tasks:
         try:
             task.content_hash = content_hash(task.path)
