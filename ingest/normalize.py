@@ -79,6 +79,7 @@ _CAMEL_FIELDS = operator.itemgetter(*_CAMEL)
 # Shapes of timestamp text PostgreSQL reads exactly as Python does; others are rewritten in ISO form.
 _TS_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d(?::?\d\d)?)?\Z")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?\Z", re.ASCII)  # ASCII digits, no exponent
 _FRAGMENT = orjson.Fragment
 _NUMBER_START = frozenset("-0123456789")
 _loads = orjson.loads
@@ -239,13 +240,18 @@ class _NaturalCache(dict):
     SIZE = 50_000
 
     def __missing__(self, value: Any) -> Any:
+        if value.__class__ is not str:
+            return natural_value(value)  # not remembered: True == 1 would confuse a mixed cache
+        if len(value) > 3 and value[0] in _NUMBER_START:
+            # A number of a few digits or more is mostly unique (token counts, costs): read, not remembered.
+            # One without an exponent is written as it is: natural_value makes it an int or a float whose
+            # repr is the same text, or keeps its digits as they are (and "-0" is the only such literal
+            # whose number prints differently, but it has fewer than four characters).
+            return _FRAGMENT(value) if _PLAIN_NUMBER.match(value) else natural_value(value)
         natural = natural_value(value)
-        # Only strings (True == 1 would confuse a mixed cache), and not numbers of more than a few digits:
-        # those are mostly unique (token counts, costs) and cheap to read again.
-        if value.__class__ is str and not (len(value) > 3 and value[0] in _NUMBER_START):
-            if len(self) >= self.SIZE:
-                self.clear()
-            self[value] = natural
+        if len(self) >= self.SIZE:
+            self.clear()
+        self[value] = natural
         return natural
 
 
