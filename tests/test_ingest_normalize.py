@@ -263,6 +263,16 @@ def _outcome(read: Any, arg: Any) -> Any:
     {"updated_at": "2026-11-24 99:00:00.000000"}, {"end_time": 1764000000}, {"latency": True},
     {"provided_model_name": None, "model": "m/one", "providedModelName": "m/two"},
     {"provided_model_name": "", "providedModelName": "m/two"},
+    {"start_time": "2026-11-24T10:00:00Z", "end_time": "2026-11-24T10:00:02.000+00:00"},  # other shapes
+    {"end_time": "", "completion_start_time": "", "created_at": "", "updated_at": ""},
+    {"updated_at": None, "created_at": None}, {"updated_at": None}, {"updated_at": ""},
+    {"provided_model_name": "p/one", "model": "m/one"}, {"completion_start_time": "2026-11-24 10:00:00"},
+    {"end_time": "2026-11-24 99:00:00.000000"}, {"created_at": "2026-11-24 10:00:03.00000x"},
+    {"latency": 2000.0, "time_to_first_token": 500.0}, {"latency": None, "time_to_first_token": None},
+    {"model_parameters": ' {"t": 1}'}, {"model_parameters": '{"t": "a\tb"}'}, {"model_parameters": "null"},
+    {"model_parameters": "[1]"}, {"model_parameters": ""},
+    {"metadata": {"path": "C:\\x", "q": '"say \\"hi\\""'}}, {"metadata": {}}, {"metadata": None},
+    {"usage_details": {"a\\b": 1}}, {"usage_details": {}, "cost_details": None}, {"total_cost": None},
 ])
 def test_json_lines_mean_what_their_dicts_mean(change: dict[str, Any]) -> None:
     # JSONL lines are read the fast way (only the fields used, typed) when they fit, the general way else
