@@ -39,9 +39,10 @@ from .readers import BadRow, UnreadableFile
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000
-#: Chunks parsed ahead of the database by the parser thread, and read ahead from the parser process.
+#: Chunks parsed ahead of the database by the parser thread, and read ahead from the parser process (the
+#: parser and the database take turns being the slower one; four chunks of slack keep both busy).
 THREAD_AHEAD = 2
-READ_AHEAD = 2
+READ_AHEAD = 4
 RAW_LIMIT = 100_000  # characters of a rejected row kept in rejected_rows.raw
 # For the parser process (glibc; ignored elsewhere, and a user's own settings win): a chunk's text and COPY
 # bytes are megabytes each, which glibc would map afresh and hand back every time, so that each chunk paid
