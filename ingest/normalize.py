@@ -5,7 +5,9 @@ A row arrives as a dict (or as the JSON text of one) in any of the styles Langfu
 API (camelCase). :class:`Normalizer` returns the row as one line of PostgreSQL ``COPY`` text in the column
 order of :data:`COPY_COLUMNS`, ``None`` for an observation type that is not loaded (counted in
 ``skipped``), or raises :class:`RowError` with a one-sentence reason the loader stores in
-``langfuse_raw.rejected_rows``.
+``langfuse_raw.rejected_rows``. Export lines in the common shape take a faster way (msgspec decodes only the
+fields used, see ``_ExportRow``, and ``Normalizer._export_line`` builds the line); every other row, and every
+row that is off that shape in any way, takes the general one, with the same result.
 
 Rules (the README's "Ingest" section says the same for users):
 
@@ -244,9 +246,9 @@ class _NaturalCache(dict):
             return natural_value(value)  # not remembered: True == 1 would confuse a mixed cache
         if len(value) > 3 and value[0] in _NUMBER_START:
             # A number of a few digits or more is mostly unique (token counts, costs): read, not remembered.
-            # One without an exponent is written as it is: natural_value makes it an int or a float whose
-            # repr is the same text, or keeps its digits as they are (and "-0" is the only such literal
-            # whose number prints differently, but it has fewer than four characters).
+            # One without an exponent is written as it is: natural_value makes it an int, or a float whose
+            # repr is the same text (and orjson writes such a float as repr does), or keeps its digits as
+            # they are; "-0", the one literal whose number prints otherwise, has fewer than four characters.
             return _FRAGMENT(value) if _PLAIN_NUMBER.match(value) else natural_value(value)
         natural = natural_value(value)
         if len(self) >= self.SIZE:
@@ -371,7 +373,8 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-# The integers orjson reads as integers (it reads bigger ones as floats); msgspec checks the bound in C.
+# Integers within 64 bits, which orjson reads as integers too (it reads bigger ones as floats; those, and
+# the few it reads as integers above 2**63 - 1, take the general way); msgspec checks the bound in C.
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Numbers = dict[str, _Int64 | float]
 
