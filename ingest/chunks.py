@@ -3,7 +3,8 @@
 :func:`make_chunks` normalises rows (:class:`ingest.normalize.Normalizer`) into :class:`Chunk` objects of up
 to :data:`CHUNK_ROWS` rows: the COPY text of the rows to write, their row numbers, the rejected rows, counts.
 Within a chunk, rows repeated under one id are reduced to the one with the greatest ``updated_at`` (on ties
-the first one read), so a chunk never holds an id twice.
+the first one read), so a chunk never holds an id twice; rows are sorted by id, and those whose ids the
+parser process saw at the end of the file before (:class:`RecentIds`) are put last, for the upsert.
 
 Parsing is CPU-bound Python while writing is PostgreSQL's work, so they run side by side:
 :func:`parse_in_thread` for any iterable (API pages), and a :class:`ParserProcess` for sources that can be
