@@ -42,7 +42,6 @@ from .db import Database
 from .errors import UserError
 from .langfuse_client import MAX_PAGE_SIZE, WAREHOUSE_FIELDS, LangfuseReader
 from .loader import LoadStats, finish_batch, load_rows, start_batch
-from .raw import ensure_raw_schema
 from .request_budget import Clock
 
 logger = logging.getLogger(__name__)
@@ -133,6 +132,8 @@ def run_api_ingest(
     """Load what is new since the last run (or the backfill range of ``options``) into ``langfuse_raw``."""
     now = datetime.fromtimestamp(clock.time(), UTC)
     _check_options(options, now)
+    from .raw import ensure_raw_schema  # SQLAlchemy only when a run starts, not for every command
+
     ensure_raw_schema(database)
     project_id = reader.project_id()
     source = f"langfuse-api:{reader.credentials.base_url}/project/{project_id}"
