@@ -43,8 +43,12 @@ from ingest import db  # noqa: E402
 from ingest.normalize import COPY_COLUMNS  # noqa: E402
 
 PROJECT = "proj-bench"
-MODELS = ("openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-pro",
-          "anthropic/claude-haiku")
+MODELS = (
+    "openai/gpt-4o-mini",
+    "gemini/gemini-2.5-flash-lite",
+    "gemini/gemini-2.5-pro",
+    "anthropic/claude-haiku",
+)
 OVERLAP = 0.005  # share of each file's rows repeated at the start of the next one
 
 
@@ -75,8 +79,11 @@ def _row(rnd: random.Random, i: int, start: datetime) -> tuple[dict, str | None]
         metadata = {"cost_usd": str(cost), "attempt": str(rnd.randint(1, 3)), "router": '"autopicker"'}
         natural = {"cost_usd": cost, "attempt": int(metadata["attempt"]), "router": "autopicker"}
         usage = {"input": tokens_in, "output": tokens_out, "total": tokens_in + tokens_out}
-        cost_details = {"input": round(tokens_in * 1.5e-7, 8), "output": round(tokens_out * 6e-7, 8),
-                        "total": cost}
+        cost_details = {
+            "input": round(tokens_in * 1.5e-7, 8),
+            "output": round(tokens_out * 6e-7, 8),
+            "total": cost,
+        }
         parameters = {"temperature": 0.2, "max_tokens": 1024}
         name, level = "llm_call", "ERROR" if rnd.random() < 0.06 else "DEFAULT"
         ttft = round(duration / 3, 3)
@@ -84,33 +91,77 @@ def _row(rnd: random.Random, i: int, start: datetime) -> tuple[dict, str | None]
     else:
         original, fallback = rnd.sample(MODELS, 2)
         name = "rate_limit_fallback" if rnd.random() < 0.7 else "context_length_fallback"
-        metadata = {"original_model": f'"{original}"', "fallback_model": f'"{fallback}"',
-                    "reason": '"rate_limit_or_error"', "estimated_tokens": str(rnd.randint(1000, 300000))}
-        natural = {"original_model": original, "fallback_model": fallback, "reason": "rate_limit_or_error",
-                   "estimated_tokens": int(metadata["estimated_tokens"])}
+        metadata = {
+            "original_model": f'"{original}"',
+            "fallback_model": f'"{fallback}"',
+            "reason": '"rate_limit_or_error"',
+            "estimated_tokens": str(rnd.randint(1000, 300000)),
+        }
+        natural = {
+            "original_model": original,
+            "fallback_model": fallback,
+            "reason": "rate_limit_or_error",
+            "estimated_tokens": int(metadata["estimated_tokens"]),
+        }
         usage, cost_details, parameters, model, cost, ttft, completion = {}, {}, None, None, None, None, None
         level = "DEFAULT"
         if kind == "SPAN":
             name, metadata, natural = "autopicker.request", {}, {}
     row = {
-        "id": f"{rnd.getrandbits(64):016x}", "trace_id": trace, "start_time": _ts(start),
+        "id": f"{rnd.getrandbits(64):016x}",
+        "trace_id": trace,
+        "start_time": _ts(start),
         "end_time": _ts(end),
-        "project_id": PROJECT, "parent_observation_id": "", "type": kind, "name": name, "level": level,
-        "status_message": None, "version": None, "environment": "production", "bookmarked": False,
-        "public": False, "user_id": None, "session_id": f"s-{i // 20}", "is_root_observation": kind == "SPAN",
-        "completion_start_time": _ts(completion) if completion else None, "created_at": _ts(created),
-        "updated_at": _ts(created), "input": None, "output": None, "metadata": metadata,
-        "provided_model_name": model, "model_id": None,
-        "model_parameters": json.dumps(parameters) if parameters else None, "usage_details": usage,
-        "cost_details": cost_details, "total_cost": cost, "usage_pricing_tier_id": None,
-        "usage_pricing_tier_name": None, "prompt_id": None, "prompt_name": None, "prompt_version": None,
-        "latency": duration, "time_to_first_token": ttft, "tool_definitions": {}, "tool_calls": [],
-        "tool_call_names": [], "tags": [], "release": None, "trace_name": "chat",
+        "project_id": PROJECT,
+        "parent_observation_id": "",
+        "type": kind,
+        "name": name,
+        "level": level,
+        "status_message": None,
+        "version": None,
+        "environment": "production",
+        "bookmarked": False,
+        "public": False,
+        "user_id": None,
+        "session_id": f"s-{i // 20}",
+        "is_root_observation": kind == "SPAN",
+        "completion_start_time": _ts(completion) if completion else None,
+        "created_at": _ts(created),
+        "updated_at": _ts(created),
+        "input": None,
+        "output": None,
+        "metadata": metadata,
+        "provided_model_name": model,
+        "model_id": None,
+        "model_parameters": json.dumps(parameters) if parameters else None,
+        "usage_details": usage,
+        "cost_details": cost_details,
+        "total_cost": cost,
+        "usage_pricing_tier_id": None,
+        "usage_pricing_tier_name": None,
+        "prompt_id": None,
+        "prompt_name": None,
+        "prompt_version": None,
+        "latency": duration,
+        "time_to_first_token": ttft,
+        "tool_definitions": {},
+        "tool_calls": [],
+        "tool_call_names": [],
+        "tags": [],
+        "release": None,
+        "trace_name": "chat",
     }
     if kind == "SPAN":
         return row, None
-    values = {**row, "model": model, "model_parameters": parameters, "metadata": natural,
-              "parent_observation_id": None, "_source_file": "bench", "_batch_id": 0}
+    values = {
+        **row,
+        "model": model,
+        "model_parameters": parameters,
+        "metadata": natural,
+        "parent_observation_id": None,
+        "_source_file": "bench",
+        "_batch_id": 0,
+    }
     return row, "\t".join(_copy_text(values[c]) for c in COPY_COLUMNS)
 
 
@@ -144,11 +195,22 @@ def write_export(rows: int, files: int, folder: Path) -> tuple[Path, Path, int, 
                 if line is not None:
                     copy_file.write(line + "\n")
                     loaded += 1
-            carried = made[-int(per_file * OVERLAP):] if f < files - 1 else []
-            manifest = {"version": 1, "projectId": PROJECT, "exportSource": "OBSERVATIONS_V2",
-                        "tables": ["observations_v2"],
-                        "files": [{"key": key, "table": "observations_v2", "format": "jsonl",
-                                   "compressed": True, "rowCount": len(batch)}]}
+            carried = made[-int(per_file * OVERLAP) :] if f < files - 1 else []
+            manifest = {
+                "version": 1,
+                "projectId": PROJECT,
+                "exportSource": "OBSERVATIONS_V2",
+                "tables": ["observations_v2"],
+                "files": [
+                    {
+                        "key": key,
+                        "table": "observations_v2",
+                        "format": "jsonl",
+                        "compressed": True,
+                        "rowCount": len(batch),
+                    }
+                ],
+            }
             (project / "manifests" / f"{stamp}.json").write_text(json.dumps(manifest))
     return folder / "export", copy_path, loaded, len(ids)
 
@@ -187,9 +249,19 @@ def run_ingest(database: db.Database, prefix: Path) -> tuple[float, int, dict]:
     peak = 0
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from ingest.cli import main; main()", "ingest", "files", str(prefix),
-         "--json"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            "from ingest.cli import main; main()",
+            "ingest",
+            "files",
+            str(prefix),
+            "--json",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     done = threading.Event()
 
@@ -232,8 +304,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="autopicker-bench-ingest-"))
     started = time.perf_counter()
     prefix, copy_path, loaded, distinct = write_export(args.rows, args.files, folder)
-    print(f"rows: {args.rows:,} in {args.files} files ({loaded:,} events and generations, {distinct:,} "
-          f"distinct; written in {time.perf_counter() - started:.0f} s)", flush=True)
+    print(
+        f"rows: {args.rows:,} in {args.files} files ({loaded:,} events and generations, {distinct:,} "
+        f"distinct; written in {time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
 
     server = db.resolve()
     name = f"autopicker_bench_ingest_{uuid.uuid4().hex[:8]}"
@@ -249,13 +324,18 @@ def main() -> None:
             sys.exit(f"the ingest stored {stored} rows, expected {distinct:,}")
         totals = summary["totals"]
         skipped = sum(totals["skipped_types"].values())
-        print(f"autopicker ingest files (subprocess): {ingest_seconds:.2f} s, "
-              f"{args.rows / ingest_seconds:,.0f} rows/s; {totals['inserted']:,} new, {totals['updated']:,} "
-              f"updated, {totals['duplicates']:,} duplicates, {skipped:,} skipped", flush=True)
+        print(
+            f"autopicker ingest files (subprocess): {ingest_seconds:.2f} s, "
+            f"{args.rows / ingest_seconds:,.0f} rows/s; {totals['inserted']:,} new, {totals['updated']:,} "
+            f"updated, {totals['duplicates']:,} duplicates, {skipped:,} skipped",
+            flush=True,
+        )
         print(f"peak memory of the ingest (process tree, sampled): {peak / 2**20:.0f} MB (target < 300 MB)")
         copy_seconds = run_copy(database, copy_path)
-        print(f"plain COPY of the same rows (pre-made text, unindexed table): {copy_seconds:.2f} s, "
-              f"{args.rows / copy_seconds:,.0f} rows/s")
+        print(
+            f"plain COPY of the same rows (pre-made text, unindexed table): {copy_seconds:.2f} s, "
+            f"{args.rows / copy_seconds:,.0f} rows/s"
+        )
         ratio = copy_seconds / ingest_seconds
         print(f"ingest rate / plain COPY rate: {ratio:.2f} (target >= 0.5)")
     finally:

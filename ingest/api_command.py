@@ -51,26 +51,47 @@ class _RowsPerSecond(ProgressColumn):
 
 
 def ingest_api_command(
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Backfill from here: a duration back from now (7d) or an ISO date. Default: the "
-        "watermark minus the overlap; 30 days back on the first run.")] = None,
-    until: Annotated[str | None, typer.Option(
-        "--until", help="Read up to here (exclusive), same forms as --since. Default: now.")] = None,
-    overlap: Annotated[str, typer.Option(
-        "--overlap", help="Read again this far before the watermark, for rows that reach Langfuse late.")
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Backfill from here: a duration back from now (7d) or an ISO date. Default: the "
+            "watermark minus the overlap; 30 days back on the first run.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Read up to here (exclusive), same forms as --since. Default: now."),
+    ] = None,
+    overlap: Annotated[
+        str,
+        typer.Option(
+            "--overlap", help="Read again this far before the watermark, for rows that reach Langfuse late."
+        ),
     ] = f"{int(DEFAULT_OVERLAP.total_seconds() // 60)}m",
-    requests_per_minute: Annotated[int, typer.Option(
-        "--requests-per-minute", min=1,
-        help="Client-side request budget (Langfuse Cloud: 30 Hobby, 100 Core, 1000 Pro).")
+    requests_per_minute: Annotated[
+        int,
+        typer.Option(
+            "--requests-per-minute",
+            min=1,
+            help="Client-side request budget (Langfuse Cloud: 30 Hobby, 100 Core, 1000 Pro).",
+        ),
     ] = DEFAULT_REQUESTS_PER_MINUTE,
-    page_size: Annotated[int, typer.Option(
-        "--page-size", min=1, max=MAX_PAGE_SIZE, help="Rows per request.")] = MAX_PAGE_SIZE,
-    with_io: Annotated[bool, typer.Option(
-        "--with-io", help="Also copy input and output (prompts and answers).")] = False,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", min=0.1, help="Seconds to wait for one answer before retrying.")] = 60.0,
-    max_retries: Annotated[int, typer.Option(
-        "--max-retries", min=0, help="Retries of a request that failed for a reason that may pass.")] = 6,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=MAX_PAGE_SIZE, help="Rows per request.")
+    ] = MAX_PAGE_SIZE,
+    with_io: Annotated[
+        bool, typer.Option("--with-io", help="Also copy input and output (prompts and answers).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one answer before retrying.")
+    ] = 60.0,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            "--max-retries", min=0, help="Retries of a request that failed for a reason that may pass."
+        ),
+    ] = 6,
 ) -> None:
     """Load EVENT and GENERATION observations from the Langfuse API, from where the last run stopped."""
     from router.clock import SystemClock
@@ -86,8 +107,13 @@ def ingest_api_command(
     )
     credentials = Credentials.from_env()
     database = db.resolve()
-    reader = LangfuseReader(credentials, clock=clock, requests_per_minute=requests_per_minute,
-                            timeout=timeout, retry=RetryPolicy(max_retries=max_retries))
+    reader = LangfuseReader(
+        credentials,
+        clock=clock,
+        requests_per_minute=requests_per_minute,
+        timeout=timeout,
+        retry=RetryPolicy(max_retries=max_retries),
+    )
     try:
         report = ingest_with_progress(database, reader, options, clock)
     finally:
@@ -96,12 +122,15 @@ def ingest_api_command(
     if report.stats.rejected:
         err_console.print(
             f"{report.stats.rejected:,} rows were rejected; they are in langfuse_raw.rejected_rows "
-            f"(_batch_id {report.batch_id}).", highlight=False)
+            f"(_batch_id {report.batch_id}).",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
-def ingest_with_progress(database: db.Database, reader: LangfuseReader, options: ApiIngestOptions,
-                         clock: object) -> ApiIngestReport:
+def ingest_with_progress(
+    database: db.Database, reader: LangfuseReader, options: ApiIngestOptions, clock: object
+) -> ApiIngestReport:
     """Run the API ingest with a progress line per type on a terminal (nothing otherwise)."""
     progress = Progress(
         SpinnerColumn(),
@@ -134,8 +163,13 @@ def render_report(report: ApiIngestReport, out: Console) -> None:
     for typ in report.types.values():
         s = typ.stats
         table.add_row(
-            typ.type, f"{typ.pages:,}", f"{s.rows_read:,}", f"{s.inserted:,}", f"{s.updated:,}",
-            f"{s.duplicates:,}", f"[red]{s.rejected:,}[/red]" if s.rejected else "0",
+            typ.type,
+            f"{typ.pages:,}",
+            f"{s.rows_read:,}",
+            f"{s.inserted:,}",
+            f"{s.updated:,}",
+            f"{s.duplicates:,}",
+            f"[red]{s.rejected:,}[/red]" if s.rejected else "0",
         )
     out.print(table)
     for typ in report.types.values():
@@ -145,8 +179,10 @@ def render_report(report: ApiIngestReport, out: Console) -> None:
     waited = ""
     if report.budget_wait >= 1:
         waited = f", {report.budget_wait:,.0f} s waiting for the request budget"
-    out.print(f"{report.requests:,} requests ({report.retries:,} retried){waited}; load batch "
-              f"{report.batch_id}.", highlight=False)
+    out.print(
+        f"{report.requests:,} requests ({report.retries:,} retried){waited}; load batch {report.batch_id}.",
+        highlight=False,
+    )
 
 
 def _when(moment: datetime | None) -> str:

@@ -181,18 +181,29 @@ def _check_options(options: ApiIngestOptions, now: datetime) -> None:
 def _lock(conn: psycopg.Connection) -> None:
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_API_INGEST_LOCK,)).fetchone()
     if not row or not row[0]:
-        raise UserError("Another `autopicker ingest api` is loading into this warehouse; run again when it "
-                        "has finished.")
+        raise UserError(
+            "Another `autopicker ingest api` is loading into this warehouse; run again when it has finished."
+        )
 
 
-def _ingest_type(conn: psycopg.Connection, reader: LangfuseReader, options: ApiIngestOptions,
-                 report: ApiIngestReport, typ_report: TypeReport, now: datetime,
-                 on_page: PageCallback | None) -> None:
+def _ingest_type(
+    conn: psycopg.Connection,
+    reader: LangfuseReader,
+    options: ApiIngestOptions,
+    report: ApiIngestReport,
+    typ_report: TypeReport,
+    now: datetime,
+    on_page: PageCallback | None,
+) -> None:
     typ = typ_report.type
     state = _read_state(conn, report.project_id, typ)
     if state.pending is not None:
-        logger.info("%s: finishing the range an interrupted run left, %s to %s", typ,
-                    state.pending.start.isoformat(), state.pending.before.isoformat())
+        logger.info(
+            "%s: finishing the range an interrupted run left, %s to %s",
+            typ,
+            state.pending.start.isoformat(),
+            state.pending.before.isoformat(),
+        )
         typ_report.resumed = True
         _read_range(conn, reader, options, report, typ_report, state, state.pending, on_page)
         state = _read_state(conn, report.project_id, typ)
@@ -208,17 +219,30 @@ def _ingest_type(conn: psycopg.Connection, reader: LangfuseReader, options: ApiI
     typ_report.watermark = _read_state(conn, report.project_id, typ).watermark
 
 
-def _read_range(conn: psycopg.Connection, reader: LangfuseReader, options: ApiIngestOptions,
-                report: ApiIngestReport, typ_report: TypeReport, state: _State, rng: TimeRange,
-                on_page: PageCallback | None) -> None:
+def _read_range(
+    conn: psycopg.Connection,
+    reader: LangfuseReader,
+    options: ApiIngestOptions,
+    report: ApiIngestReport,
+    typ_report: TypeReport,
+    state: _State,
+    rng: TimeRange,
+    on_page: PageCallback | None,
+) -> None:
     typ = typ_report.type
     typ_report.ranges.append(rng)
     before = rng.before
     cursor: str | None = None
     while True:
         # The query keeps its bounds while following the cursor; `before` is only what a restart would use.
-        page = reader.observations_page(fields=options.fields, limit=options.page_size, cursor=cursor,
-                                        type=typ, from_start_time=rng.start, to_start_time=rng.before)
+        page = reader.observations_page(
+            fields=options.fields,
+            limit=options.page_size,
+            cursor=cursor,
+            type=typ,
+            from_start_time=rng.start,
+            to_start_time=rng.before,
+        )
         done = page.cursor is None
         if not done and page.oldest_start is not None:
             before = min(before, page.oldest_start + BOUNDARY_STEP)
@@ -227,9 +251,15 @@ def _read_range(conn: psycopg.Connection, reader: LangfuseReader, options: ApiIn
         def record(cur: psycopg.Cursor, _stats: LoadStats, values: tuple[Any, ...] = values) -> None:
             cur.execute(_UPSERT_STATE, (report.project_id, typ, *values))
 
-        stats = load_rows(conn, _numbered(page.rows, typ_report.stats.rows_read), source=report.source,
-                          batch_id=report.batch_id, with_io=options.with_io, latency_unit="s",
-                          before_commit=record)
+        stats = load_rows(
+            conn,
+            _numbered(page.rows, typ_report.stats.rows_read),
+            source=report.source,
+            batch_id=report.batch_id,
+            with_io=options.with_io,
+            latency_unit="s",
+            before_commit=record,
+        )
         typ_report.stats.add(stats)
         typ_report.pages += 1
         if on_page is not None:

@@ -125,8 +125,12 @@ class ParserFailed(RuntimeError):
     """The parser process ended without a result (a bug, or it was killed)."""
 
 
-def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
-                position: Any = None, recent: RecentIds | None = None) -> Iterator[Chunk]:
+def make_chunks(
+    rows: Iterable[tuple[int | None, Any]],
+    options: ParseOptions,
+    position: Any = None,
+    recent: RecentIds | None = None,
+) -> Iterator[Chunk]:
     """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end.
     With ``recent``, rows whose ids it holds are marked repeated, and it learns this source's ids."""
     normalizer = options.normalizer()
@@ -179,8 +183,16 @@ def make_chunks(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
             recent.add(first_at)
 
 
-def _chunk(lines: list[str], numbers: list[Any], repeated: list[int], rejections: list[Rejection], read: int,
-           duplicates: int, normalizer: Normalizer, position: Any) -> Chunk:
+def _chunk(
+    lines: list[str],
+    numbers: list[Any],
+    repeated: list[int],
+    rejections: list[Rejection],
+    read: int,
+    duplicates: int,
+    normalizer: Normalizer,
+    position: Any,
+) -> Chunk:
     # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
     order = sorted(range(len(lines)), key=lines.__getitem__)
     tail = b""
@@ -188,11 +200,20 @@ def _chunk(lines: list[str], numbers: list[Any], repeated: list[int], rejections
         marked = set(repeated)
         tail = _blob([lines[i] for i in order if i in marked])
         order = [i for i in order if i not in marked] + [i for i in order if i in marked]
-    head = _blob([lines[i] for i in order[:len(order) - len(repeated)]])
+    head = _blob([lines[i] for i in order[: len(order) - len(repeated)]])
     skipped = normalizer.skipped.copy()
     normalizer.skipped.clear()
-    return Chunk(head + tail if tail else head, [numbers[i] for i in order], rejections, read, duplicates,
-                 skipped, position() if position else None, len(repeated), len(head))
+    return Chunk(
+        head + tail if tail else head,
+        [numbers[i] for i in order],
+        rejections,
+        read,
+        duplicates,
+        skipped,
+        position() if position else None,
+        len(repeated),
+        len(head),
+    )
 
 
 def _blob(lines: list[str]) -> bytes:
@@ -235,8 +256,9 @@ class _Failure:
     exc: BaseException
 
 
-def parse_in_thread(rows: Iterable[tuple[int | None, Any]], options: ParseOptions,
-                    position: Any = None) -> Iterator[Chunk]:
+def parse_in_thread(
+    rows: Iterable[tuple[int | None, Any]], options: ParseOptions, position: Any = None
+) -> Iterator[Chunk]:
     """Chunks of ``rows``, parsed by a thread up to THREAD_AHEAD chunks ahead of the consumer."""
     handoff: queue.Queue[Any] = queue.Queue(maxsize=THREAD_AHEAD)
     stop = threading.Event()
@@ -296,13 +318,23 @@ class ParserProcess:
         results_read, results_write = os.pipe()
         _widen(results_write)
         package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**_MALLOC_TUNING, **os.environ,
-               "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        env = {
+            **_MALLOC_TUNING,
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", "from ingest.chunks import serve; serve()", str(tasks_read),
-                 str(results_write)],
-                pass_fds=(tasks_read, results_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-c",
+                    "from ingest.chunks import serve; serve()",
+                    str(tasks_read),
+                    str(results_write),
+                ],
+                pass_fds=(tasks_read, results_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 env=env,
             )
         finally:
@@ -402,7 +434,7 @@ def _read_exact(pipe: int, size: int) -> bytearray:
 def _write_all(pipe: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(pipe, view):]
+        view = view[os.write(pipe, view) :]
 
 
 def _widen(pipe: int) -> None:
@@ -426,9 +458,22 @@ def serve() -> None:
                 return
             try:
                 for chunk in make_chunks(source.rows(), options, source.position, recent):
-                    results.send(("chunk", (chunk.row_numbers, chunk.rejections, chunk.rows_read,
-                                            chunk.duplicates, chunk.skipped, chunk.position, chunk.repeated,
-                                            chunk.repeated_at), len(chunk.blob)))
+                    results.send(
+                        (
+                            "chunk",
+                            (
+                                chunk.row_numbers,
+                                chunk.rejections,
+                                chunk.rows_read,
+                                chunk.duplicates,
+                                chunk.skipped,
+                                chunk.position,
+                                chunk.repeated,
+                                chunk.repeated_at,
+                            ),
+                            len(chunk.blob),
+                        )
+                    )
                     _write_all(results.fileno(), chunk.blob)  # the blob follows its message, as raw bytes
                 results.send(("end",))
             except UnreadableFile as exc:

@@ -73,8 +73,11 @@ def db_stop() -> None:
 def ingest_files_command(
     paths: Annotated[
         list[str],
-        typer.Argument(metavar="PATH...", help="Export files, folders or blob-storage export prefixes "
-                       "(local, or s3://bucket/prefix/).", show_default=False),
+        typer.Argument(
+            metavar="PATH...",
+            help="Export files, folders or blob-storage export prefixes (local, or s3://bucket/prefix/).",
+            show_default=False,
+        ),
     ],
     with_io: Annotated[
         bool, typer.Option("--with-io", help="Also copy input and output (prompts and answers).")
@@ -97,8 +100,9 @@ def ingest_files_command(
     if latency_unit not in ("auto", "s", "ms"):
         raise UsageError(f"--latency-unit must be auto, s or ms, not {latency_unit!r}.")
     reporter = make_reporter(as_json=as_json)
-    result = ingest_paths(db.resolve, paths, reporter=reporter, with_io=with_io, force=force,
-                          latency_unit=latency_unit)
+    result = ingest_paths(
+        db.resolve, paths, reporter=reporter, with_io=with_io, force=force, latency_unit=latency_unit
+    )
     reporter.summary(result)
     raise typer.Exit(result.exit_code)
 

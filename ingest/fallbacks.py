@@ -58,9 +58,15 @@ def from_api(reader: LangfuseReader, since: datetime, until: datetime) -> Fallba
     for name in FALLBACK_NAMES:
         cursor: str | None = None
         while True:
-            page = reader.observations_page(fields="core,basic,metadata", limit=MAX_PAGE_SIZE, cursor=cursor,
-                                            type="EVENT", name=name, from_start_time=since,
-                                            to_start_time=until)
+            page = reader.observations_page(
+                fields="core,basic,metadata",
+                limit=MAX_PAGE_SIZE,
+                cursor=cursor,
+                type="EVENT",
+                name=name,
+                from_start_time=since,
+                to_start_time=until,
+            )
             for row in page.rows:
                 if isinstance(row, BadRow):
                     result.unreadable += 1
@@ -117,16 +123,19 @@ def render(result: FallbackCounts, out: Console) -> None:
         table.add_column("original model")
         table.add_column("fallback model")
         table.add_column("count", justify="right")
-        order = sorted(result.counts.items(), key=lambda item: (FALLBACK_NAMES.index(item[0][0]), -item[1],
-                                                                 item[0][1], item[0][2]))
+        order = sorted(
+            result.counts.items(),
+            key=lambda item: (FALLBACK_NAMES.index(item[0][0]), -item[1], item[0][1], item[0][2]),
+        )
         for (name, original, fallback), count in order:
             table.add_row(name, original, f"-> {fallback}", f"{count:,}")
         out.print(table)
         per_type = ", ".join(f"{name} {result.total(name):,}" for name in FALLBACK_NAMES)
         out.print(f"{result.total():,} fallbacks ({per_type}), read from {result.source}.", highlight=False)
     if result.unreadable:
-        out.print(f"{result.unreadable:,} fallback events could not be read (malformed rows).",
-                  highlight=False)
+        out.print(
+            f"{result.unreadable:,} fallback events could not be read (malformed rows).", highlight=False
+        )
 
 
 def _when(moment: datetime) -> str:
@@ -134,15 +143,25 @@ def _when(moment: datetime) -> str:
 
 
 def fallbacks_command(
-    since: Annotated[str, typer.Option(
-        "--since", help="Window start: a duration back from now (30m, 24h, 7d) or an ISO date.")] = "24h",
-    until: Annotated[str | None, typer.Option(
-        "--until", help="Window end (exclusive), same forms as --since. Default: now.")] = None,
-    source: Annotated[str | None, typer.Option(
-        "--from", help="api (the Langfuse API) or warehouse (what was loaded). Default: api when "
-        "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set, else warehouse.", show_default=False)] = None,
-    requests_per_minute: Annotated[int, typer.Option(
-        "--requests-per-minute", min=1, help="Client-side request budget for --from api.")
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Window start: a duration back from now (30m, 24h, 7d) or an ISO date."),
+    ] = "24h",
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Window end (exclusive), same forms as --since. Default: now."),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="api (the Langfuse API) or warehouse (what was loaded). Default: api when "
+            "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set, else warehouse.",
+            show_default=False,
+        ),
+    ] = None,
+    requests_per_minute: Annotated[
+        int, typer.Option("--requests-per-minute", min=1, help="Client-side request budget for --from api.")
     ] = DEFAULT_REQUESTS_PER_MINUTE,
 ) -> None:
     """Count fallback events by type and original -> fallback model (the seed's Examples 1 and 2)."""

@@ -228,12 +228,14 @@ def read_manifest(text: str | bytes, shown: str) -> tuple[list[ManifestEntry], l
         if table not in LOADED_TABLES:
             continue
         count = entry.get("rowCount")
-        listed.append(ManifestEntry(
-            key=key,
-            # Keys hold the export prefix; the file is found in its table folder under the project.
-            relative="/".join(parts[-2:]),
-            row_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
-        ))
+        listed.append(
+            ManifestEntry(
+                key=key,
+                # Keys hold the export prefix; the file is found in its table folder under the project.
+                relative="/".join(parts[-2:]),
+                row_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+            )
+        )
     return listed, errors
 
 
@@ -271,8 +273,15 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest_files(database: Database | Callable[[], Database], args: Sequence[str], *, reporter: Any,
-                 with_io: bool = False, force: bool = False, latency_unit: str = "auto") -> RunResult:
+def ingest_files(
+    database: Database | Callable[[], Database],
+    args: Sequence[str],
+    *,
+    reporter: Any,
+    with_io: bool = False,
+    force: bool = False,
+    latency_unit: str = "auto",
+) -> RunResult:
     """Load the files ``args`` name; progress, warnings and errors go to ``reporter`` as they happen.
 
     ``database`` may be a callable (such as :func:`ingest.db.resolve`), called only once the PATHs are
@@ -309,8 +318,9 @@ def ingest_files(database: Database | Callable[[], Database], args: Sequence[str
                 for i, task in enumerate(part, first):
                     if outcomes[i] is None:
                         suffix = copy_suffix(task.name, result.batch_id)
-                        tickets[i] = parser.submit(FileSource(task.path, task.name, task.fmt),
-                                                   replace(options, suffix=suffix))
+                        tickets[i] = parser.submit(
+                            FileSource(task.path, task.name, task.fmt), replace(options, suffix=suffix)
+                        )
             reporter.start(plan.tasks)
             try:
                 for i, task in enumerate(plan.tasks):
@@ -330,8 +340,9 @@ def ingest_files(database: Database | Callable[[], Database], args: Sequence[str
     return result
 
 
-def _check_contents(conn: psycopg.Connection, tasks: list[FileTask], force: bool,
-                    seen: dict[str, str]) -> list[FileResult | None]:
+def _check_contents(
+    conn: psycopg.Connection, tasks: list[FileTask], force: bool, seen: dict[str, str]
+) -> list[FileResult | None]:
     """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
     unreadable), None for the others. ``seen`` holds the hashes of the run's files checked before (hash ->
     name), and gets these."""
@@ -351,17 +362,21 @@ def _check_contents(conn: psycopg.Connection, tasks: list[FileTask], force: bool
         seen[task.content_hash] = task.name
         outcomes.append(None)
     if not force:
-        rows = conn.execute("SELECT content_hash FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)",
-                            (list(seen),)).fetchall()
+        rows = conn.execute(
+            "SELECT content_hash FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)", (list(seen),)
+        ).fetchall()
         conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
         loaded = {r[0] for r in rows}
-        outcomes = [FileResult(t, "already loaded") if o is None and t.content_hash in loaded else o
-                    for t, o in zip(tasks, outcomes, strict=True)]
+        outcomes = [
+            FileResult(t, "already loaded") if o is None and t.content_hash in loaded else o
+            for t, o in zip(tasks, outcomes, strict=True)
+        ]
     return outcomes
 
 
-def _load_file(conn: psycopg.Connection, task: FileTask, chunks: Iterator[Chunk], batch_id: int,
-               reporter: Any) -> FileResult:
+def _load_file(
+    conn: psycopg.Connection, task: FileTask, chunks: Iterator[Chunk], batch_id: int, reporter: Any
+) -> FileResult:
     started = time.monotonic()
     mismatch: list[str] = []
 
@@ -379,19 +394,28 @@ def _load_file(conn: psycopg.Connection, task: FileTask, chunks: Iterator[Chunk]
             "size_bytes = excluded.size_bytes, rows_read = excluded.rows_read, "
             "rows_loaded = excluded.rows_loaded, rows_rejected = excluded.rows_rejected, "
             "_batch_id = excluded._batch_id, loaded_at = now()",
-            (task.content_hash, task.name, task.size, stats.rows_read, stats.loaded, stats.rejected,
-             batch_id),
+            (
+                task.content_hash,
+                task.name,
+                task.size,
+                stats.rows_read,
+                stats.loaded,
+                stats.rejected,
+                batch_id,
+            ),
         )
 
     def progress(stats: LoadStats, position: int | None) -> None:
         reporter.file_progress(task, stats.rows_read, position)
 
     try:
-        stats = load_chunks(conn, chunks, source=task.name, batch_id=batch_id, before_commit=record,
-                            on_chunk=progress)
+        stats = load_chunks(
+            conn, chunks, source=task.name, batch_id=batch_id, before_commit=record, on_chunk=progress
+        )
     except UnreadableFile as exc:
-        return FileResult(task, "failed", error=f"{exc} Nothing from it was loaded.",
-                          seconds=time.monotonic() - started)
+        return FileResult(
+            task, "failed", error=f"{exc} Nothing from it was loaded.", seconds=time.monotonic() - started
+        )
     except ParserFailed as exc:
         logger.error("%s", exc)
         error = f"{task.name}: the parser failed; nothing from it was loaded."

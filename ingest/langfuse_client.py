@@ -149,8 +149,9 @@ class LangfuseReader:
 
     def project_id(self) -> str:
         """The id of the project the keys belong to (``GET /api/public/projects``)."""
-        projects = self._call("GET /api/public/projects", lambda: self._api.projects.get(
-            request_options=self._options))  # type: ignore[arg-type]
+        projects = self._call(
+            "GET /api/public/projects", lambda: self._api.projects.get(request_options=self._options)
+        )  # type: ignore[arg-type]
         if not projects.data:
             raise UserError(f"The Langfuse keys at {self.credentials.base_url} give access to no project.")
         if len(projects.data) > 1:
@@ -173,15 +174,24 @@ class LangfuseReader:
         to_start_time: datetime | None = None,
     ) -> Page:
         """One page of ``GET /api/public/v2/observations`` (newest first)."""
-        query = {"fields": fields, "limit": limit, "cursor": cursor, "type": type, "name": name,
-                 "from_start_time": from_start_time, "to_start_time": to_start_time}
+        query = {
+            "fields": fields,
+            "limit": limit,
+            "cursor": cursor,
+            "type": type,
+            "name": name,
+            "from_start_time": from_start_time,
+            "to_start_time": to_start_time,
+        }
         what = "GET /api/public/v2/observations"
         try:
-            response = self._call(what, lambda: self._api.observations.get_many(
-                **query, request_options=self._options))  # type: ignore[arg-type]
+            response = self._call(
+                what, lambda: self._api.observations.get_many(**query, request_options=self._options)
+            )  # type: ignore[arg-type]
         except pydantic.ValidationError as exc:
-            logger.warning("a page failed the SDK's validation (%s); re-reading it row by row",
-                           _validation_reason(exc))
+            logger.warning(
+                "a page failed the SDK's validation (%s); re-reading it row by row", _validation_reason(exc)
+            )
             payload = self._call(what, lambda: self._raw_observations(query))
             return _page_from_json(payload)
         rows = [observation.dict() for observation in response.data]
@@ -202,18 +212,24 @@ class LangfuseReader:
             "toStartTime": _serialized(query["to_start_time"]),
         }
         response = self._api._client_wrapper.httpx_client.request(
-            OBSERVATIONS_PATH, method="GET", params=params, request_options=self._options  # type: ignore[arg-type]
+            OBSERVATIONS_PATH,
+            method="GET",
+            params=params,
+            request_options=self._options,  # type: ignore[arg-type]
         )
         if not 200 <= response.status_code < 300:
-            raise ApiError(status_code=response.status_code, headers=dict(response.headers),
-                           body=response.text)
+            raise ApiError(
+                status_code=response.status_code, headers=dict(response.headers), body=response.text
+            )
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise _Retryable("the answer was not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-            raise UserError("Langfuse answered GET /api/public/v2/observations with something that is not a "
-                            "page of observations.")
+            raise UserError(
+                "Langfuse answered GET /api/public/v2/observations with something that is not a "
+                "page of observations."
+            )
         self.rows_received += len(payload["data"])
         return payload
 
@@ -261,8 +277,10 @@ class LangfuseReader:
             return _Retryable("HTTP 429, rate limited", delay)
         if status >= 500 or status == 408:
             return _Retryable(f"HTTP {status}")
-        return UserError(f"Langfuse at {self.credentials.base_url} answered {what} with HTTP {status}: "
-                         f"{_body_message(exc.body)}.")
+        return UserError(
+            f"Langfuse at {self.credentials.base_url} answered {what} with HTTP {status}: "
+            f"{_body_message(exc.body)}."
+        )
 
 
 def _page_from_json(payload: dict[str, Any]) -> Page:
@@ -280,8 +298,11 @@ def _page_from_json(payload: dict[str, Any]) -> Page:
         try:
             observation = parse_obj_as(ObservationV2, raw)
         except pydantic.ValidationError as exc:
-            rows.append(BadRow(f"the row does not match the Langfuse API's schema: {_validation_reason(exc)}",
-                               _json(raw)))
+            rows.append(
+                BadRow(
+                    f"the row does not match the Langfuse API's schema: {_validation_reason(exc)}", _json(raw)
+                )
+            )
             continue
         rows.append(raw)
         starts.append(observation.start_time)

@@ -143,8 +143,14 @@ def load_rows(
     rolls the whole transaction back and propagates.
     """
     options = ParseOptions(copy_suffix(source, batch_id), with_io, latency_unit)
-    return load_chunks(conn, parse_in_thread(rows, options), source=source, batch_id=batch_id,
-                       before_commit=before_commit, on_chunk=on_chunk)
+    return load_chunks(
+        conn,
+        parse_in_thread(rows, options),
+        source=source,
+        batch_id=batch_id,
+        before_commit=before_commit,
+        on_chunk=on_chunk,
+    )
 
 
 def load_source(
@@ -166,12 +172,14 @@ def load_source(
     options = ParseOptions(copy_suffix(source, batch_id), with_io, latency_unit)
     if size is None or size < PROCESS_THRESHOLD:
         chunks = parse_in_thread(rows.rows(), options, rows.position)
-        return load_chunks(conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit,
-                           on_chunk=on_chunk)
+        return load_chunks(
+            conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit, on_chunk=on_chunk
+        )
     with ParserProcess() as parser:
         chunks = parser.chunks(parser.submit(rows, options))
-        return load_chunks(conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit,
-                           on_chunk=on_chunk)
+        return load_chunks(
+            conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit, on_chunk=on_chunk
+        )
 
 
 def load_chunks(
@@ -202,8 +210,13 @@ def load_chunks(
                     on_chunk(stats, chunk.position)
             if before_commit is not None:
                 before_commit(cur, stats)
-        logger.info("%s: %d rows, %.2f s waiting for the parser, %.2f s writing", source, stats.rows_read,
-                    waited, written)
+        logger.info(
+            "%s: %d rows, %.2f s waiting for the parser, %.2f s writing",
+            source,
+            stats.rows_read,
+            waited,
+            written,
+        )
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
@@ -222,12 +235,12 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
     new_rows = len(chunk.row_numbers) - chunk.repeated
     if new_rows:
         if chunk.repeated:
-            head = memoryview(chunk.blob)[:chunk.repeated_at]
+            head = memoryview(chunk.blob)[: chunk.repeated_at]
             rejections += _write_new(cur, head, chunk.row_numbers[:new_rows], stats)
         else:
             rejections += _write_new(cur, chunk.blob, chunk.row_numbers, stats)
     if chunk.repeated:  # probably stored already (see RecentIds): the upsert at once
-        lines = bytes(memoryview(chunk.blob)[chunk.repeated_at:]).split(b"\n")[:-1]
+        lines = bytes(memoryview(chunk.blob)[chunk.repeated_at :]).split(b"\n")[:-1]
         rejections += _upsert(cur, lines, chunk.row_numbers[new_rows:], stats)
     if rejections:
         stats.rejected += len(rejections)
@@ -247,7 +260,7 @@ def _write_new(cur: psycopg.Cursor, blob: Buffer, numbers: list[Any], stats: Loa
     except pg_errors.UniqueViolation:
         # Some ids are stored already: the new rows still go the direct way, the others are upserted.
         lines = bytes(blob).split(b"\n")[:-1]
-        keys = [line[:line.index(b"\t")] for line in lines]
+        keys = [line[: line.index(b"\t")] for line in lines]
         stored = _stored_keys(cur, keys)
         new = [i for i, key in enumerate(keys) if key not in stored]
         rest = [i for i, key in enumerate(keys) if key in stored]
@@ -298,8 +311,9 @@ def _upsert(cur: psycopg.Cursor, lines: list[bytes], numbers: list[Any], stats: 
     return refused
 
 
-def _copy_rows(cur: psycopg.Cursor, statement: str, lines: list[bytes],
-               numbers: list[int]) -> list[Rejection]:
+def _copy_rows(
+    cur: psycopg.Cursor, statement: str, lines: list[bytes], numbers: list[int]
+) -> list[Rejection]:
     """COPY ``lines``; rows PostgreSQL refuses are left out and returned, everything else is copied.
 
     PostgreSQL names the failing line, so each refused row costs one re-copy of the rows around it.

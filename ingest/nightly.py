@@ -62,8 +62,14 @@ NIGHTLY_LOCK = 0x4155_544E  # "AUTN": one nightly job per warehouse
 SOURCES_ENV = "AUTOPICKER_SOURCES"
 CONFIG_ENV = "AUTOPICKER_CONFIG"
 
-_API_KEYS = {"overlap": str, "requests_per_minute": int, "page_size": int, "timeout": (int, float),
-             "max_retries": int, "with_io": bool}
+_API_KEYS = {
+    "overlap": str,
+    "requests_per_minute": int,
+    "page_size": int,
+    "timeout": (int, float),
+    "max_retries": int,
+    "with_io": bool,
+}
 _FILES_KEYS = {"with_io": bool, "latency_unit": str}
 
 
@@ -90,8 +96,9 @@ class Step:
         return self.status != "ok"
 
 
-def load_config(path: Path | None, environ: dict[str, str] | None = None,
-                cli_sources: list[str] | None = None) -> NightlyConfig:
+def load_config(
+    path: Path | None, environ: dict[str, str] | None = None, cli_sources: list[str] | None = None
+) -> NightlyConfig:
     """The job's configuration: the file (if any), then the environment, then the command line."""
     from .langfuse_client import Credentials
 
@@ -126,15 +133,18 @@ def _read_config_file(path: Path) -> NightlyConfig:
         raise UsageError(f"The config file {path} is not valid TOML: {exc}.") from None
     unknown = set(document) - {"sources", "api", "files"}
     if unknown:
-        raise UsageError(f"The config file {path} has an unknown key {sorted(unknown)[0]!r} (known: sources, "
-                         "[api], [files]).")
+        raise UsageError(
+            f"The config file {path} has an unknown key {sorted(unknown)[0]!r} (known: sources, "
+            "[api], [files])."
+        )
     sources = document.get("sources", [])
     if isinstance(sources, str):
         sources = [sources]
     if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
         raise UsageError(f"In {path}, sources must be a list of strings.")
-    return NightlyConfig(sources, _section(document, "api", _API_KEYS, path),
-                         _section(document, "files", _FILES_KEYS, path))
+    return NightlyConfig(
+        sources, _section(document, "api", _API_KEYS, path), _section(document, "files", _FILES_KEYS, path)
+    )
 
 
 def _section(document: dict[str, Any], name: str, keys: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -153,8 +163,9 @@ def _section(document: dict[str, Any], name: str, keys: dict[str, Any], path: Pa
 
 
 @contextlib.contextmanager
-def nightly_lock(database: db.Database, *, wait: bool,
-                 on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def nightly_lock(
+    database: db.Database, *, wait: bool, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the warehouse's nightly lock for the duration of the block (a session advisory lock on a
     connection of its own, released when the block ends or the process dies)."""
     conn = database.connect(autocommit=True, application_name="autopicker nightly")
@@ -163,8 +174,10 @@ def nightly_lock(database: db.Database, *, wait: bool,
         if not row or not row[0]:
             holder = _holder(conn)
             if not wait:
-                raise UserError(f"Another `autopicker nightly` is running on this warehouse{holder}; run "
-                                "with --wait to wait for it to finish.")
+                raise UserError(
+                    f"Another `autopicker nightly` is running on this warehouse{holder}; run "
+                    "with --wait to wait for it to finish."
+                )
             if on_wait is not None:
                 on_wait(f"waiting for the `autopicker nightly` running on this warehouse{holder} to finish")
             conn.execute("SELECT pg_advisory_lock(%s)", (NIGHTLY_LOCK,))
@@ -196,8 +209,9 @@ def run_nightly(database: db.Database, config: NightlyConfig, *, wait: bool = Fa
         for source in config.sources:
             steps.append(_timed(f"ingest {source}", functools.partial(_ingest, database, source, config)))
         steps.append(_timed("dbt build", lambda step: _dbt(["build"], database, step)))
-        steps.append(_timed("dbt source freshness",
-                            lambda step: _dbt(["source", "freshness"], database, step)))
+        steps.append(
+            _timed("dbt source freshness", lambda step: _dbt(["source", "freshness"], database, step))
+        )
     return steps
 
 
@@ -229,8 +243,9 @@ def _ingest(database: db.Database, source: str, config: NightlyConfig, step: Ste
     else:
         from .files import ingest_files
 
-        result = ingest_files(database, [source], reporter=reporter, with_io=with_io,
-                              latency_unit=latency_unit)
+        result = ingest_files(
+            database, [source], reporter=reporter, with_io=with_io, latency_unit=latency_unit
+        )
     reporter.summary(result)
     t = result.totals
     step.detail = f"{len(result.files):,} files, {t.loaded:,} rows loaded"
@@ -256,10 +271,13 @@ def _ingest_api(database: db.Database, settings: dict[str, Any], step: Step) -> 
         with_io=bool(settings.get("with_io", False)),
     )
     clock = SystemClock()
-    reader = LangfuseReader(Credentials.from_env(), clock=clock,
-                            requests_per_minute=int(settings.get("requests_per_minute", 30)),
-                            timeout=float(settings.get("timeout", 60.0)),
-                            retry=RetryPolicy(max_retries=int(settings.get("max_retries", 6))))
+    reader = LangfuseReader(
+        Credentials.from_env(),
+        clock=clock,
+        requests_per_minute=int(settings.get("requests_per_minute", 30)),
+        timeout=float(settings.get("timeout", 60.0)),
+        retry=RetryPolicy(max_retries=int(settings.get("max_retries", 6))),
+    )
     try:
         report = ingest_with_progress(database, reader, options, clock)
     finally:
@@ -299,15 +317,30 @@ def render_steps(steps: list[Step], out: Console) -> None:
 
 
 def nightly_command(
-    config: Annotated[Path | None, typer.Option(
-        "--config", help=f"TOML file with sources, [api] and [files] settings (default: ${CONFIG_ENV}).",
-        dir_okay=False)] = None,
-    source: Annotated[list[str] | None, typer.Option(
-        "--source", help=f"What to ingest: api, s3://bucket/prefix/ or a folder (repeatable; default: "
-        f"${SOURCES_ENV}, the config file, else api).", show_default=False)] = None,
-    wait: Annotated[bool, typer.Option(
-        "--wait", help="If another nightly job is running on this warehouse, wait for it instead of exiting."
-    )] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help=f"TOML file with sources, [api] and [files] settings (default: ${CONFIG_ENV}).",
+            dir_okay=False,
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help=f"What to ingest: api, s3://bucket/prefix/ or a folder (repeatable; default: "
+            f"${SOURCES_ENV}, the config file, else api).",
+            show_default=False,
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If another nightly job is running on this warehouse, wait for it instead of exiting.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest (Langfuse API or exports), then dbt build, then dbt source freshness; exit 1 on any failure."""
     settings = load_config(config, cli_sources=source)
@@ -316,7 +349,10 @@ def nightly_command(
     render_steps(steps, console)
     failed = [s for s in steps if s.failed]
     if failed:
-        err_console.print(f"error: {len(failed)} of {len(steps)} steps failed: "
-                          + "; ".join(f"{s.name}: {s.detail or s.status}" for s in failed),
-                          highlight=False, markup=False)
+        err_console.print(
+            f"error: {len(failed)} of {len(steps)} steps failed: "
+            + "; ".join(f"{s.name}: {s.detail or s.status}" for s in failed),
+            highlight=False,
+            markup=False,
+        )
         raise typer.Exit(1)

@@ -56,23 +56,77 @@ LATENCY_UNITS = ("auto", "s", "ms")
 
 #: Columns of ``langfuse_raw.observations`` in the order of a normalised COPY line.
 COPY_COLUMNS = (
-    "id", "trace_id", "project_id", "parent_observation_id", "type", "name", "level", "status_message",
-    "environment", "model", "model_parameters", "usage_details", "cost_details", "total_cost", "start_time",
-    "end_time", "completion_start_time", "created_at", "updated_at", "latency", "time_to_first_token",
-    "metadata", "input", "output", "_source_file", "_batch_id",
+    "id",
+    "trace_id",
+    "project_id",
+    "parent_observation_id",
+    "type",
+    "name",
+    "level",
+    "status_message",
+    "environment",
+    "model",
+    "model_parameters",
+    "usage_details",
+    "cost_details",
+    "total_cost",
+    "start_time",
+    "end_time",
+    "completion_start_time",
+    "created_at",
+    "updated_at",
+    "latency",
+    "time_to_first_token",
+    "metadata",
+    "input",
+    "output",
+    "_source_file",
+    "_batch_id",
 )
 
 # Keys per style, in the order of the fields read by Normalizer.from_dict (model is looked up apart).
 _SNAKE = (
-    "trace_id", "project_id", "parent_observation_id", "name", "level", "status_message", "environment",
-    "model_parameters", "usage_details", "cost_details", "total_cost", "start_time", "end_time",
-    "completion_start_time", "created_at", "updated_at", "latency", "time_to_first_token", "metadata",
+    "trace_id",
+    "project_id",
+    "parent_observation_id",
+    "name",
+    "level",
+    "status_message",
+    "environment",
+    "model_parameters",
+    "usage_details",
+    "cost_details",
+    "total_cost",
+    "start_time",
+    "end_time",
+    "completion_start_time",
+    "created_at",
+    "updated_at",
+    "latency",
+    "time_to_first_token",
+    "metadata",
     "provided_model_name",
 )
 _CAMEL = (
-    "traceId", "projectId", "parentObservationId", "name", "level", "statusMessage", "environment",
-    "modelParameters", "usageDetails", "costDetails", "totalCost", "startTime", "endTime",
-    "completionStartTime", "createdAt", "updatedAt", "latency", "timeToFirstToken", "metadata",
+    "traceId",
+    "projectId",
+    "parentObservationId",
+    "name",
+    "level",
+    "statusMessage",
+    "environment",
+    "modelParameters",
+    "usageDetails",
+    "costDetails",
+    "totalCost",
+    "startTime",
+    "endTime",
+    "completionStartTime",
+    "createdAt",
+    "updatedAt",
+    "latency",
+    "timeToFirstToken",
+    "metadata",
     "providedModelName",
 )
 _SNAKE_FIELDS = operator.itemgetter(*_SNAKE)
@@ -378,8 +432,18 @@ def _text(value: Any, field: str) -> str:
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Numbers = dict[str, _Int64 | float]
 
-_TEXT_FIELDS = ("id", "trace_id", "project_id", "parent_observation_id", "type", "name", "level",
-                "status_message", "environment", "model")
+_TEXT_FIELDS = (
+    "id",
+    "trace_id",
+    "project_id",
+    "parent_observation_id",
+    "type",
+    "name",
+    "level",
+    "status_message",
+    "environment",
+    "model",
+)
 
 
 class _ExportRow(msgspec.Struct, gc=False):
@@ -485,31 +549,60 @@ class Normalizer:
         Langfuse's shape, floats, objects as dicts, nothing to escape. Anything else is handed to _line
         (through _export_fields), which gives the same result the longer way, or the reason to reject."""
         typ, oid, trace_id, start_time = row.type, row.id, row.trace_id, row.start_time
-        if (typ not in LOADED_TYPES or not oid or not trace_id or start_time is None or len(start_time) != 26
-                or start_time[10] != " "):
+        if (
+            typ not in LOADED_TYPES
+            or not oid
+            or not trace_id
+            or start_time is None
+            or len(start_time) != 26
+            or start_time[10] != " "
+        ):
             return self._export_fields(row)
         model = row.provided_model_name or row.model or row.providedModelName
-        text_part = "\t".join((oid, trace_id, row.project_id or "", row.parent_observation_id or "", typ,
-                               row.name or "", row.level or "", row.status_message or "",
-                               row.environment or "", model or ""))
+        text_part = "\t".join(
+            (
+                oid,
+                trace_id,
+                row.project_id or "",
+                row.parent_observation_id or "",
+                typ,
+                row.name or "",
+                row.level or "",
+                row.status_message or "",
+                row.environment or "",
+                model or "",
+            )
+        )
         if "\\" in text_part or "\n" in text_part or "\r" in text_part or text_part.count("\t") != 9:
             return self._export_fields(row)
         end_text, completion_text, created_text, updated_text = (
-            row.end_time or "", row.completion_start_time or "", row.created_at or "", row.updated_at or "")
-        if ((end_text and (len(end_text) != 26 or end_text[10] != " "))
-                or (completion_text and (len(completion_text) != 26 or completion_text[10] != " "))
-                or (created_text and (len(created_text) != 26 or created_text[10] != " "))
-                or (updated_text and (len(updated_text) != 26 or updated_text[10] != " "))):
+            row.end_time or "",
+            row.completion_start_time or "",
+            row.created_at or "",
+            row.updated_at or "",
+        )
+        if (
+            (end_text and (len(end_text) != 26 or end_text[10] != " "))
+            or (completion_text and (len(completion_text) != 26 or completion_text[10] != " "))
+            or (created_text and (len(created_text) != 26 or created_text[10] != " "))
+            or (updated_text and (len(updated_text) != 26 or updated_text[10] != " "))
+        ):
             return self._export_fields(row)
         latency, ttft, total_cost = row.latency, row.time_to_first_token, row.total_cost
-        if ((latency is not None and latency.__class__ is not float)
-                or (ttft is not None and ttft.__class__ is not float)
-                or (total_cost is not None and total_cost.__class__ is not float)):
+        if (
+            (latency is not None and latency.__class__ is not float)
+            or (ttft is not None and ttft.__class__ is not float)
+            or (total_cost is not None and total_cost.__class__ is not float)
+        ):
             return self._export_fields(row)
         model_parameters = row.model_parameters or ""
-        if model_parameters and (model_parameters[0] != "{" or "\\" in model_parameters
-                                 or "\t" in model_parameters or "\n" in model_parameters
-                                 or "\r" in model_parameters):
+        if model_parameters and (
+            model_parameters[0] != "{"
+            or "\\" in model_parameters
+            or "\t" in model_parameters
+            or "\n" in model_parameters
+            or "\r" in model_parameters
+        ):
             return self._export_fields(row)
         try:
             start = _fromiso(start_time)
@@ -539,13 +632,25 @@ class Normalizer:
             return self._export_fields(row)
         if "\\" in metadata_text or "\\" in usage_text or "\\" in cost_text:
             return self._export_fields(row)
-        line = "\t".join((
-            text_part, model_parameters, usage_text, cost_text,
-            "" if total_cost is None else repr(total_cost),
-            start_time, end_text, completion_text, created_text, updated_text,
-            "" if latency is None else repr(latency), "" if ttft is None else repr(ttft),
-            metadata_text, "\t", self._lineage,
-        ))
+        line = "\t".join(
+            (
+                text_part,
+                model_parameters,
+                usage_text,
+                cost_text,
+                "" if total_cost is None else repr(total_cost),
+                start_time,
+                end_text,
+                completion_text,
+                created_text,
+                updated_text,
+                "" if latency is None else repr(latency),
+                "" if ttft is None else repr(ttft),
+                metadata_text,
+                "\t",
+                self._lineage,
+            )
+        )
         return oid, updated_text, line
 
     def _export_fields(self, row: _ExportRow) -> tuple[str, str, str] | None:
@@ -570,25 +675,54 @@ class Normalizer:
             return None
         return upper
 
-    def _line(self, oid: Any, typ: str, fields: tuple, model: Any,
-              io: tuple[Any, Any] | None) -> tuple[str, str, str]:
+    def _line(
+        self, oid: Any, typ: str, fields: tuple, model: Any, io: tuple[Any, Any] | None
+    ) -> tuple[str, str, str]:
         """The COPY line of a row of a loaded type, from its fields in the order of ``_SNAKE`` (the model as
         resolved by the caller, and ``(input, output)`` when they are kept)."""
         if not oid:
             raise RowError("the row has no id")
         if oid.__class__ is not str:
             raise RowError(f"id must be a string, got {_kind(oid)}")
-        (trace_id, project_id, parent_id, name, level, status_message, environment, model_parameters,
-         usage_details, cost_details, total_cost, start_time, end_time, completion_start_time, created_at,
-         updated_at, latency, ttft, metadata) = fields[:19]
+        (
+            trace_id,
+            project_id,
+            parent_id,
+            name,
+            level,
+            status_message,
+            environment,
+            model_parameters,
+            usage_details,
+            cost_details,
+            total_cost,
+            start_time,
+            end_time,
+            completion_start_time,
+            created_at,
+            updated_at,
+            latency,
+            ttft,
+            metadata,
+        ) = fields[:19]
         if not trace_id:
             raise RowError("the row has no trace id")
         if start_time is None or start_time == "":
             raise RowError("the row has no start time")
 
         # Text columns: one join and one scan for the common case of nothing to escape or reject.
-        texts = (oid, trace_id, project_id or "", parent_id or "", typ, name or "", level or "",
-                 status_message or "", environment or "", model or "")
+        texts = (
+            oid,
+            trace_id,
+            project_id or "",
+            parent_id or "",
+            typ,
+            name or "",
+            level or "",
+            status_message or "",
+            environment or "",
+            model or "",
+        )
         try:
             text_part = "\t".join(texts)
         except TypeError:
@@ -616,8 +750,11 @@ class Normalizer:
             end_text = "" if end_time is None else _timestamp_text(end_time, "end_time")
         if completion_start_time is None:
             completion_text = ""
-        elif (completion_start_time.__class__ is str and len(completion_start_time) == 26
-              and completion_start_time[10] == " "):
+        elif (
+            completion_start_time.__class__ is str
+            and len(completion_start_time) == 26
+            and completion_start_time[10] == " "
+        ):
             completion_text = completion_start_time
         else:
             completion_text = _timestamp_text(completion_start_time, "completion_start_time")
@@ -664,13 +801,25 @@ class Normalizer:
         else:
             cost_number = _number_text(total_cost, "total_cost")
 
-        line = "\t".join((
-            text_part, parameters_text, usage_text, cost_text,
-            cost_number,
-            start_text, end_text, completion_text, created_text, updated_text,
-            "" if latency is None else repr(latency), "" if ttft is None else repr(ttft),
-            metadata_text, io_part, self._lineage,
-        ))
+        line = "\t".join(
+            (
+                text_part,
+                parameters_text,
+                usage_text,
+                cost_text,
+                cost_number,
+                start_text,
+                end_text,
+                completion_text,
+                created_text,
+                updated_text,
+                "" if latency is None else repr(latency),
+                "" if ttft is None else repr(ttft),
+                metadata_text,
+                io_part,
+                self._lineage,
+            )
+        )
         return oid, updated_text, line
 
     def _detect_unit(self, latency: float, start: datetime | None, start_text: str, end_text: str) -> None:

@@ -96,8 +96,9 @@ class Reporter:
     # the end
     def summary(self, result: RunResult) -> None:
         if self.as_json:
-            self.out.print(json.dumps(summary_document(result), indent=2), highlight=False, markup=False,
-                           soft_wrap=True)
+            self.out.print(
+                json.dumps(summary_document(result), indent=2), highlight=False, markup=False, soft_wrap=True
+            )
         elif self.out.is_terminal:
             self.out.print(summary_table(result))
         else:
@@ -150,7 +151,7 @@ class TerminalReporter(Reporter):
 
 
 def _short(name: str, width: int = 40) -> str:
-    return name if len(name) <= width else "..." + name[-(width - 3):]
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
 
 
 def make_reporter(*, as_json: bool = False) -> Reporter:
@@ -191,12 +192,27 @@ def summary_table(result: RunResult) -> Table:
     shown = result.files if len(result.files) <= MAX_FILE_ROWS else []
     for f in shown:
         s = f.stats
-        table.add_row(f.task.name, f.status, f"{s.rows_read:,}", f"{s.loaded:,}", f"{s.duplicates:,}",
-                      f"{s.skipped_types:,}", f"{s.rejected:,}")
+        table.add_row(
+            f.task.name,
+            f.status,
+            f"{s.rows_read:,}",
+            f"{s.loaded:,}",
+            f"{s.duplicates:,}",
+            f"{s.skipped_types:,}",
+            f"{s.rejected:,}",
+        )
     t = result.totals
-    table.add_row(f"total ({len(result.files)} files)", _status_counts(result), f"{t.rows_read:,}",
-                  f"{t.loaded:,}", f"{t.duplicates:,}", f"{t.skipped_types:,}", f"{t.rejected:,}",
-                  style="bold", end_section=True)
+    table.add_row(
+        f"total ({len(result.files)} files)",
+        _status_counts(result),
+        f"{t.rows_read:,}",
+        f"{t.loaded:,}",
+        f"{t.duplicates:,}",
+        f"{t.skipped_types:,}",
+        f"{t.rejected:,}",
+        style="bold",
+        end_section=True,
+    )
     return table
 
 
@@ -222,8 +238,13 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     return {
         "batch_id": result.batch_id,
         "files": [
-            {"file": f.task.name, "status": f.status, "seconds": round(f.seconds, 3), "error": f.error,
-             **_stats_document(f.stats)}
+            {
+                "file": f.task.name,
+                "status": f.status,
+                "seconds": round(f.seconds, 3),
+                "error": f.error,
+                **_stats_document(f.stats),
+            }
             for f in result.files
         ],
         "totals": _stats_document(result.totals),

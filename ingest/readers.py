@@ -180,7 +180,7 @@ def _reason(exc: BaseException) -> str:
 def _first_char(buffered: io.BufferedReader) -> bytes:
     head = buffered.peek(65536)
     if head.startswith(_BOM):
-        head = head[len(_BOM):]
+        head = head[len(_BOM) :]
     stripped = head.lstrip()
     return stripped[:1]
 

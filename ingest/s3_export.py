@@ -67,7 +67,7 @@ def s3_client() -> Any:
 
 def split_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``; the prefix is always a folder."""
-    rest = url[len(SCHEME):]
+    rest = url[len(SCHEME) :]
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise UsageError(f"{url} names no bucket; write s3://bucket/prefix/.")
@@ -219,8 +219,9 @@ def _new_manifests(client: Any, bucket: str, project: str, start_after: str) -> 
     return sorted(keys)
 
 
-def _plan_run(client: Any, bucket: str, project: str, location: str, manifest_key: str,
-              retry: bool) -> ExportRun:
+def _plan_run(
+    client: Any, bucket: str, project: str, location: str, manifest_key: str, retry: bool
+) -> ExportRun:
     from botocore.exceptions import ClientError
 
     run = ExportRun(location, manifest_key, retry=retry)
@@ -262,10 +263,17 @@ def _plan_run(client: Any, bucket: str, project: str, location: str, manifest_ke
                 run.errors.append(f"{SCHEME}{bucket}/{object_key} cannot be read: {_client_reason(exc)}.")
             continue
         count = entry.get("rowCount")
-        run.objects.append(S3Object(
-            bucket, object_key, fmt, int(head.get("ContentLength", 0)), head.get("ETag"),
-            count if isinstance(count, int) and not isinstance(count, bool) else None, shown,
-        ))
+        run.objects.append(
+            S3Object(
+                bucket,
+                object_key,
+                fmt,
+                int(head.get("ContentLength", 0)),
+                head.get("ETag"),
+                count if isinstance(count, int) and not isinstance(count, bool) else None,
+                shown,
+            )
+        )
     return run
 
 
@@ -322,8 +330,16 @@ _RECORD_FILE = (
 # -- the run ---------------------------------------------------------------------------------------------
 
 
-def ingest_s3(database: Database, urls: list[str], *, reporter: Any, with_io: bool = False,
-              force: bool = False, latency_unit: str = "auto", client: Any = None) -> RunResult:
+def ingest_s3(
+    database: Database,
+    urls: list[str],
+    *,
+    reporter: Any,
+    with_io: bool = False,
+    force: bool = False,
+    latency_unit: str = "auto",
+    client: Any = None,
+) -> RunResult:
     """Load the complete, not yet loaded runs of the exports at ``urls`` (``s3://bucket/prefix/``)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -339,8 +355,10 @@ def ingest_s3(database: Database, urls: list[str], *, reporter: Any, with_io: bo
             for (bucket, prefix), url in zip(locations, urls, strict=True):
                 runs += _plan_location(conn, client, bucket, prefix, url, result, force)
         except NoCredentialsError:
-            raise UserError("No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
-                            "AWS_PROFILE) to read from S3.") from None
+            raise UserError(
+                "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+                "AWS_PROFILE) to read from S3."
+            ) from None
         except BotoCoreError as exc:  # endpoint unreachable, bad configuration
             raise UserError(f"Cannot reach S3: {exc}.") from None
         for message in result.warnings:
@@ -355,16 +373,25 @@ def ingest_s3(database: Database, urls: list[str], *, reporter: Any, with_io: bo
         reporter.start(tasks)
         try:
             for run in runs:
-                _load_run(conn, client, run, result, reporter, with_io=with_io, latency_unit=latency_unit,
-                          error_types=(ClientError, BotoCoreError))
+                _load_run(
+                    conn,
+                    client,
+                    run,
+                    result,
+                    reporter,
+                    with_io=with_io,
+                    latency_unit=latency_unit,
+                    error_types=(ClientError, BotoCoreError),
+                )
         finally:
             reporter.stop()
             finish_batch(conn, result.batch_id, result.totals)
     return result
 
 
-def _plan_location(conn: psycopg.Connection, client: Any, bucket: str, prefix: str, url: str,
-                   result: RunResult, force: bool) -> list[ExportRun]:
+def _plan_location(
+    conn: psycopg.Connection, client: Any, bucket: str, prefix: str, url: str, result: RunResult, force: bool
+) -> list[ExportRun]:
     from botocore.exceptions import ClientError
 
     try:
@@ -386,8 +413,11 @@ def _plan_location(conn: psycopg.Connection, client: Any, bucket: str, prefix: s
             continue
         found_manifests = found_manifests or bool(new or state.last_manifest_key)
         project_runs = [_plan_run(client, bucket, project, location, key, retry=True) for key in retried]
-        project_runs += [_plan_run(client, bucket, project, location, key, retry=False)
-                         for key in new if key not in retried]
+        project_runs += [
+            _plan_run(client, bucket, project, location, key, retry=False)
+            for key in new
+            if key not in retried
+        ]
         for run in project_runs if not force else ():  # files an interrupted or failed ingest finished
             run.objects = [o for o in run.objects if state.pending_files.get(o.key) != (o.etag or "")]
         runs += project_runs
@@ -400,28 +430,54 @@ def _plan_location(conn: psycopg.Connection, client: Any, bucket: str, prefix: s
 
 def _lock(conn: psycopg.Connection, location: str) -> None:
     # Held for the session: one ingest per export location at a time.
-    row = conn.execute("SELECT pg_try_advisory_lock(hashtext('autopicker export ' || %s))", (location,)
-                       ).fetchone()
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(hashtext('autopicker export ' || %s))", (location,)
+    ).fetchone()
     if not row or not row[0]:
         raise UserError(f"Another ingest is loading {location}; run again when it has finished.")
 
 
 def _task(obj: S3Object) -> FileTask:
     # FileTask is what the progress reporter shows; for an S3 object, path is its key.
-    return FileTask(path=Path(obj.key), name=obj.url, fmt=obj.fmt, size=obj.size,
-                    expected_rows=obj.expected_rows, manifest=obj.manifest)
+    return FileTask(
+        path=Path(obj.key),
+        name=obj.url,
+        fmt=obj.fmt,
+        size=obj.size,
+        expected_rows=obj.expected_rows,
+        manifest=obj.manifest,
+    )
 
 
-def _load_run(conn: psycopg.Connection, client: Any, run: ExportRun, result: RunResult, reporter: Any, *,
-              with_io: bool, latency_unit: str, error_types: tuple[type[BaseException], ...]) -> None:
+def _load_run(
+    conn: psycopg.Connection,
+    client: Any,
+    run: ExportRun,
+    result: RunResult,
+    reporter: Any,
+    *,
+    with_io: bool,
+    latency_unit: str,
+    error_types: tuple[type[BaseException], ...],
+) -> None:
     assert result.batch_id is not None
     errors = list(run.errors)
     for message in run.errors:
         reporter.error(message)
     for obj in run.objects:
         task = _task(obj)
-        outcome = _load_object(conn, client, obj, task, run, result.batch_id, reporter, with_io=with_io,
-                               latency_unit=latency_unit, error_types=error_types)
+        outcome = _load_object(
+            conn,
+            client,
+            obj,
+            task,
+            run,
+            result.batch_id,
+            reporter,
+            with_io=with_io,
+            latency_unit=latency_unit,
+            error_types=error_types,
+        )
         result.files.append(outcome)
         result.totals.add(outcome.stats)
         if outcome.error:
@@ -431,13 +487,25 @@ def _load_run(conn: psycopg.Connection, client: Any, run: ExportRun, result: Run
     result.errors += errors
     _finish_run(conn, run, failed=bool(errors))
     if errors:
-        reporter.warning(f"the run of {run.location}{_MANIFESTS}{PurePosixPath(run.manifest_key).name} did "
-                         "not load completely; every later ingest tries it again until it does")
+        reporter.warning(
+            f"the run of {run.location}{_MANIFESTS}{PurePosixPath(run.manifest_key).name} did "
+            "not load completely; every later ingest tries it again until it does"
+        )
 
 
-def _load_object(conn: psycopg.Connection, client: Any, obj: S3Object, task: FileTask, run: ExportRun,
-                 batch_id: int, reporter: Any, *, with_io: bool, latency_unit: str,
-                 error_types: tuple[type[BaseException], ...]) -> FileResult:
+def _load_object(
+    conn: psycopg.Connection,
+    client: Any,
+    obj: S3Object,
+    task: FileTask,
+    run: ExportRun,
+    batch_id: int,
+    reporter: Any,
+    *,
+    with_io: bool,
+    latency_unit: str,
+    error_types: tuple[type[BaseException], ...],
+) -> FileResult:
     started = time.monotonic()
     reporter.file_started(task)
     mismatch: list[str] = []
@@ -457,15 +525,28 @@ def _load_object(conn: psycopg.Connection, client: Any, obj: S3Object, task: Fil
     try:
         # Parsed in a thread, not a child process: the download is the slow part, and the S3 client's
         # own errors then reach this function as they are.
-        stats = load_source(conn, S3Source(client, obj), source=obj.url, batch_id=batch_id, size=None,
-                            with_io=with_io, latency_unit=latency_unit, before_commit=record,
-                            on_chunk=progress)
+        stats = load_source(
+            conn,
+            S3Source(client, obj),
+            source=obj.url,
+            batch_id=batch_id,
+            size=None,
+            with_io=with_io,
+            latency_unit=latency_unit,
+            before_commit=record,
+            on_chunk=progress,
+        )
     except UnreadableFile as exc:
-        return FileResult(task, "failed", error=f"{exc} Nothing from it was loaded.",
-                          seconds=time.monotonic() - started)
+        return FileResult(
+            task, "failed", error=f"{exc} Nothing from it was loaded.", seconds=time.monotonic() - started
+        )
     except error_types as exc:
-        return FileResult(task, "failed", error=f"{obj.url} cannot be read: {_any_reason(exc)}; nothing "
-                          "from it was loaded.", seconds=time.monotonic() - started)
+        return FileResult(
+            task,
+            "failed",
+            error=f"{obj.url} cannot be read: {_any_reason(exc)}; nothing from it was loaded.",
+            seconds=time.monotonic() - started,
+        )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"Lost the database connection while loading {obj.url}: {reason}") from None
@@ -490,8 +571,15 @@ def _any_reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def ingest_paths(database: Database | Callable[[], Database], paths: Sequence[str], *, reporter: Any,
-                 with_io: bool = False, force: bool = False, latency_unit: str = "auto") -> RunResult:
+def ingest_paths(
+    database: Database | Callable[[], Database],
+    paths: Sequence[str],
+    *,
+    reporter: Any,
+    with_io: bool = False,
+    force: bool = False,
+    latency_unit: str = "auto",
+) -> RunResult:
     """What ``autopicker ingest files`` loads: local PATHs through :func:`ingest.files.ingest_files`, s3://
     locations through :func:`ingest_s3`, as one result (local files first)."""
     from .files import ingest_files
@@ -500,21 +588,30 @@ def ingest_paths(database: Database | Callable[[], Database], paths: Sequence[st
     local = [p for p in paths if not is_s3_url(p)]
     for url in remote:
         split_url(url)  # a usage error before anything loads
-    result = (ingest_files(database, local, reporter=reporter, with_io=with_io, force=force,
-                           latency_unit=latency_unit) if local else None)
+    result = (
+        ingest_files(
+            database, local, reporter=reporter, with_io=with_io, force=force, latency_unit=latency_unit
+        )
+        if local
+        else None
+    )
     if not remote:
         assert result is not None
         return result
     if not isinstance(database, Database):
         database = database()
-    s3_result = ingest_s3(database, remote, reporter=reporter, with_io=with_io, force=force,
-                          latency_unit=latency_unit)
+    s3_result = ingest_s3(
+        database, remote, reporter=reporter, with_io=with_io, force=force, latency_unit=latency_unit
+    )
     if result is None:
         return s3_result
     result.batch_id = result.batch_id or s3_result.batch_id
     result.files += s3_result.files
     result.totals.add(s3_result.totals)
-    for mine, theirs in ((result.notes, s3_result.notes), (result.warnings, s3_result.warnings),
-                         (result.errors, s3_result.errors)):
+    for mine, theirs in (
+        (result.notes, s3_result.notes),
+        (result.warnings, s3_result.warnings),
+        (result.errors, s3_result.errors),
+    ):
         mine += theirs
     return result

@@ -32,9 +32,18 @@ class RecordingClock(ManualClock):
         return datetime.fromtimestamp(self.time(), UTC)
 
 
-def observation(oid: str, typ: str, start: datetime, *, project: str = "proj-test", name: str | None = None,
-                updated: datetime | None = None, metadata: dict[str, Any] | None = None,
-                model: str = "openai/gpt-4o-mini", cost: float = 0.001) -> dict[str, Any]:
+def observation(
+    oid: str,
+    typ: str,
+    start: datetime,
+    *,
+    project: str = "proj-test",
+    name: str | None = None,
+    updated: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    model: str = "openai/gpt-4o-mini",
+    cost: float = 0.001,
+) -> dict[str, Any]:
     """One EVENT or GENERATION row with the fields of every group the warehouse reads."""
     end = start if typ == "EVENT" else start + timedelta(milliseconds=850)
     created = start + timedelta(seconds=2)
@@ -54,9 +63,13 @@ def observation(oid: str, typ: str, start: datetime, *, project: str = "proj-tes
         "completionStartTime": None,
         "createdAt": iso(created),
         "updatedAt": iso(updated or created),
-        "metadata": metadata if metadata is not None else (
+        "metadata": metadata
+        if metadata is not None
+        else (
             {"original_model": json.dumps("openai/gpt-4o-mini"), "fallback_model": json.dumps("gemini/flash")}
-            if typ == "EVENT" else {"cost_usd": str(cost)}),
+            if typ == "EVENT"
+            else {"cost_usd": str(cost)}
+        ),
         "latency": 0.0 if typ == "EVENT" else 0.85,
         "timeToFirstToken": None,
         "input": {"messages": [{"role": "user", "content": "hi"}]},
@@ -96,8 +109,9 @@ def subprocess_env(database: Database, server: LangfuseAPIServer, home: Path) ->
     }
 
 
-def wait_until(condition: Callable[[], T | None], *, alive: Callable[[], bool] = lambda: True,
-               timeout: float = 60.0) -> T | None:
+def wait_until(
+    condition: Callable[[], T | None], *, alive: Callable[[], bool] = lambda: True, timeout: float = 60.0
+) -> T | None:
     """Poll ``condition`` until it returns something (or ``alive`` turns false, or ``timeout`` passes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():

@@ -84,10 +84,12 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
         "environment": pa.array([r["environment"] for r in rows], pa.string()),
         "provided_model_name": pa.array([r["provided_model_name"] for r in rows], pa.string()),
         "model_parameters": pa.array([r["model_parameters"] for r in rows], pa.string()),
-        "usage_details": pa.array([list(r["usage_details"].items()) for r in rows],
-                                  pa.map_(pa.string(), pa.uint64())),
-        "cost_details": pa.array([list(r["cost_details"].items()) for r in rows],
-                                 pa.map_(pa.string(), pa.float64())),
+        "usage_details": pa.array(
+            [list(r["usage_details"].items()) for r in rows], pa.map_(pa.string(), pa.uint64())
+        ),
+        "cost_details": pa.array(
+            [list(r["cost_details"].items()) for r in rows], pa.map_(pa.string(), pa.float64())
+        ),
         "total_cost": pa.array([r["total_cost"] for r in rows], pa.float64()),
         "metadata": pa.array([list(r["metadata"].items()) for r in rows], string_map),
         "input": pa.array([r["input"] for r in rows], pa.string()),

@@ -35,15 +35,33 @@ def server() -> Iterator[LangfuseAPIServer]:
         yield running
 
 
-def reader_for(server: LangfuseAPIServer, clock: RecordingClock, *, rpm: int = 10_000, timeout: float = 5.0,
-               max_retries: int = 6, secret: str | None = None) -> LangfuseReader:
+def reader_for(
+    server: LangfuseAPIServer,
+    clock: RecordingClock,
+    *,
+    rpm: int = 10_000,
+    timeout: float = 5.0,
+    max_retries: int = 6,
+    secret: str | None = None,
+) -> LangfuseReader:
     credentials = Credentials(server.state.public_key, secret or server.state.secret_key, server.base_url)
-    return LangfuseReader(credentials, clock=clock, requests_per_minute=rpm, timeout=timeout,
-                          retry=RetryPolicy(max_retries=max_retries))
+    return LangfuseReader(
+        credentials,
+        clock=clock,
+        requests_per_minute=rpm,
+        timeout=timeout,
+        retry=RetryPolicy(max_retries=max_retries),
+    )
 
 
-def ingest(database: Database, server: LangfuseAPIServer, clock: RecordingClock, *, page_size: int = 50,
-           **kwargs: Any) -> tuple[ApiIngestReport, LangfuseReader]:
+def ingest(
+    database: Database,
+    server: LangfuseAPIServer,
+    clock: RecordingClock,
+    *,
+    page_size: int = 50,
+    **kwargs: Any,
+) -> tuple[ApiIngestReport, LangfuseReader]:
     reader_kwargs = {k: kwargs.pop(k) for k in ("rpm", "timeout", "max_retries") if k in kwargs}
     reader = reader_for(server, clock, **reader_kwargs)
     try:
@@ -114,12 +132,14 @@ def test_two_incremental_runs_end_with_the_served_rows_and_the_second_reads_litt
 
     table = stored(database)
     assert set(table) == expected | {r["id"] for r in rows if r["id"].startswith(("ev-new", "gen-new"))} | {
-        "ev-late"}
+        "ev-late"
+    }
     assert float(table["gen-00002"][3]) == 0.5 and table["gen-00002"][4] == parse(updated["updatedAt"])
     # The second run read the new hour plus the 15-minute overlap, nothing older.
     window_start = now1 - timedelta(minutes=15)
-    in_window = [r for r in rows
-                 if r["type"] in ("EVENT", "GENERATION") and parse(r["startTime"]) >= window_start]
+    in_window = [
+        r for r in rows if r["type"] in ("EVENT", "GENERATION") and parse(r["startTime"]) >= window_start
+    ]
     assert reader2.rows_received == len(in_window) < 100
     assert second.stats.inserted == 51 and second.stats.updated == 1
     first_query = server.state.observation_requests()[0]["params"]
@@ -133,11 +153,16 @@ def test_faults_are_retried_with_retry_after_and_backoff(
 ) -> None:
     clock = RecordingClock()
     server.state.observations += spread("ev", "EVENT", 120, clock.now() - MINUTE, MINUTE)
-    server.state.faults.extend([
-        Fault("429", retry_after=7), Fault("ok"),  # page 1: rate limited, then served
-        Fault("500"), Fault("ok"),  # page 2: a server error, then served
-        Fault("slow"), Fault("drop"),  # page 3: no answer before the timeout, then a dropped connection
-    ])
+    server.state.faults.extend(
+        [
+            Fault("429", retry_after=7),
+            Fault("ok"),  # page 1: rate limited, then served
+            Fault("500"),
+            Fault("ok"),  # page 2: a server error, then served
+            Fault("slow"),
+            Fault("drop"),  # page 3: no answer before the timeout, then a dropped connection
+        ]
+    )
 
     report, reader = ingest(database, server, clock, timeout=0.5, types=("EVENT",))
 
@@ -154,8 +179,11 @@ def test_a_request_that_keeps_failing_is_one_error_and_the_next_run_resumes(
     server.state.observations += spread("ev", "EVENT", 150, clock.now() - MINUTE, MINUTE)
     server.state.faults.extend([Fault("ok"), Fault("500"), Fault("500"), Fault("500")])
 
-    with pytest.raises(UserError, match=r"did not answer GET /api/public/v2/observations after 3 attempts "
-                                        r"\(last: HTTP 500\)"):
+    with pytest.raises(
+        UserError,
+        match=r"did not answer GET /api/public/v2/observations after 3 attempts "
+        r"\(last: HTTP 500\)",
+    ):
         ingest(database, server, clock, max_retries=2, types=("EVENT",))
 
     assert len(stored(database)) == 50  # the first page is kept
@@ -204,8 +232,9 @@ def test_a_malformed_row_is_rejected_and_the_rest_of_its_page_loads(
     assert table["gen-provided"][2] == "openai/gpt-4o-mini"
     assert report.stats.rejected == 1
     with database.connect() as conn:
-        (row_number, error, raw), = conn.execute(
-            "SELECT row_number, error, raw FROM langfuse_raw.rejected_rows").fetchall()
+        ((row_number, error, raw),) = conn.execute(
+            "SELECT row_number, error, raw FROM langfuse_raw.rejected_rows"
+        ).fetchall()
     assert row_number == 8
     assert "usageDetails" in error and "integer" in error
     assert '"id":"gen-00007"' in raw
@@ -246,8 +275,11 @@ def test_a_run_killed_mid_way_then_run_again_loses_nothing_and_doubles_nothing(
     server.state.faults.extend([Fault("ok"), Fault("hold")])  # the second page never comes
     process = subprocess.Popen(
         [sys.executable, "-c", "from ingest.cli import main; main()", "ingest", "api", "--page-size", "50"],
-        env=subprocess_env(database, server, tmp_path), cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        env=subprocess_env(database, server, tmp_path),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         checkpoint = wait_until(lambda: _checkpoint(database), alive=lambda: process.poll() is None)
@@ -279,7 +311,8 @@ def _checkpoint(database: Database) -> datetime | None:
         if not present or not present[0]:
             return None
         row = conn.execute(
-            "SELECT range_before FROM langfuse_raw.ingest_state WHERE type = 'EVENT'").fetchone()
+            "SELECT range_before FROM langfuse_raw.ingest_state WHERE type = 'EVENT'"
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -304,8 +337,14 @@ def test_cli_prints_a_summary_and_exits_1_when_a_row_was_rejected(
 
 def test_cli_without_keys_says_which_variables_to_set(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AUTOPICKER_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", "from ingest.cli import main; main()", "ingest", "api"],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "from ingest.cli import main; main()", "ingest", "api"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
     assert "Traceback" not in result.stderr

@@ -29,8 +29,9 @@ EXPECTED = {
 }
 
 
-def fallback(oid: str, name: str, start: datetime, original: str, fallback_model: str | None,
-             encoded: bool = True) -> dict:
+def fallback(
+    oid: str, name: str, start: datetime, original: str, fallback_model: str | None, encoded: bool = True
+) -> dict:
     metadata = {"original_model": json.dumps(original) if encoded else original, "reason": '"rate_limit"'}
     if fallback_model is not None:
         metadata["fallback_model"] = json.dumps(fallback_model) if encoded else fallback_model
@@ -93,8 +94,10 @@ def test_cli_prints_the_summary_from_the_warehouse(cli_env: Database, server: La
     assert any("7 fallbacks (rate_limit_fallback 5, context_length_fallback 2)" in line for line in lines)
 
     narrow = CliRunner().invoke(app, ["fallbacks", "--since", "90m", "--from", "warehouse"])
-    assert any("1 fallbacks (rate_limit_fallback 1, context_length_fallback 0)" in " ".join(line.split())
-               for line in narrow.output.splitlines()), narrow.output
+    assert any(
+        "1 fallbacks (rate_limit_fallback 1, context_length_fallback 0)" in " ".join(line.split())
+        for line in narrow.output.splitlines()
+    ), narrow.output
 
 
 def test_cli_reads_the_api_when_its_keys_are_set(
@@ -111,10 +114,17 @@ def test_cli_reads_the_api_when_its_keys_are_set(
     assert "8 fallbacks" in result.output  # a week back includes the 25-hour-old one
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30m", timedelta(minutes=30)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)),
-    ("1.5h", timedelta(minutes=90)), ("2w", timedelta(weeks=2)), ("90s", timedelta(seconds=90)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("1.5h", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("90s", timedelta(seconds=90)),
+    ],
+)
 def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text, "--since") == expected
 

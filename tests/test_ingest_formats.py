@@ -29,8 +29,9 @@ LOADED_IDS = {f"a0000000000000{k}" for k in ("g1", "e1", "g2", "e2", "g3")}
 
 
 @pytest.fixture(scope="module")
-def reference(module_database: Database,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def reference(
+    module_database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
     """The rows stored from the observations_v2 JSONL fixture, which every other format must match."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", module_database.url)
@@ -74,8 +75,9 @@ def test_reference_rows_are_typed_and_normalised(reference: dict[str, dict[str, 
     assert g3["level"] == "WARNING"
 
 
-def test_metadata_reads_naturally_in_sql(reference: dict[str, dict[str, Any]],
-                                         module_database: Database) -> None:
+def test_metadata_reads_naturally_in_sql(
+    reference: dict[str, dict[str, Any]], module_database: Database
+) -> None:
     rows = query(
         module_database,
         "SELECT id, metadata->>'original_model' AS original, (metadata->>'estimated_tokens')::int AS tokens, "
@@ -111,8 +113,9 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
 
 
 @pytest.mark.parametrize("kind", list(WRITERS))
-def test_every_format_stores_the_same_rows(kind: str, reference: dict[str, dict[str, Any]], cli_env: Database,
-                                           tmp_path: Path) -> None:
+def test_every_format_stores_the_same_rows(
+    kind: str, reference: dict[str, dict[str, Any]], cli_env: Database, tmp_path: Path
+) -> None:
     path = WRITERS[kind](tmp_path)
     run = run_ingest(path, "--json")
     assert run.exit_code == 0, run.stderr
@@ -135,8 +138,9 @@ def test_sample_export_with_manifest(cli_env: Database, tmp_path: Path) -> None:
     assert fallback["metadata"]["original_model"] == "openai/gpt-4o-mini"
     assert rows["c1b2c3d4e5f60718"]["metadata"]["fallback_model"] == "gemini/gemini-2.5-flash-lite"
     lineage = query(cli_env, "SELECT DISTINCT _source_file, _batch_id FROM langfuse_raw.observations")
-    batches = query(cli_env, "SELECT batch_id, rows_loaded, rows_rejected, finished_at "
-                             "FROM langfuse_raw.load_batches")
+    batches = query(
+        cli_env, "SELECT batch_id, rows_loaded, rows_rejected, finished_at FROM langfuse_raw.load_batches"
+    )
     assert lineage == [{"_source_file": file["file"], "_batch_id": batches[0]["batch_id"]}]
     assert (batches[0]["rows_loaded"], batches[0]["rows_rejected"]) == (5, 0)
     assert batches[0]["finished_at"] is not None
@@ -154,19 +158,25 @@ def test_parquet_metadata_as_json_text_or_struct(cli_env: Database, tmp_path: Pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({
-        "id": ["p1", "p2"],
-        "trace_id": ["t1", "t2"],
-        "type": ["EVENT", "EVENT"],
-        "start_time": pa.array([datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC),
-                                datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)], pa.timestamp("us", "UTC")),
-        "metadata_text": ['{"original_model": "\\"m\\"", "n": "5"}', None],
-        "metadata_struct": pa.array([None, {"original_model": "m", "n": "5"}]),
-    })
+    table = pa.table(
+        {
+            "id": ["p1", "p2"],
+            "trace_id": ["t1", "t2"],
+            "type": ["EVENT", "EVENT"],
+            "start_time": pa.array(
+                [datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC), datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)],
+                pa.timestamp("us", "UTC"),
+            ),
+            "metadata_text": ['{"original_model": "\\"m\\"", "n": "5"}', None],
+            "metadata_struct": pa.array([None, {"original_model": "m", "n": "5"}]),
+        }
+    )
     text = table.drop_columns(["metadata_struct"]).rename_columns(
-        ["id", "trace_id", "type", "start_time", "metadata"])
+        ["id", "trace_id", "type", "start_time", "metadata"]
+    )
     struct = table.drop_columns(["metadata_text"]).rename_columns(
-        ["id", "trace_id", "type", "start_time", "metadata"])
+        ["id", "trace_id", "type", "start_time", "metadata"]
+    )
     pq.write_table(text.slice(0, 1), tmp_path / "a.parquet")
     pq.write_table(struct.slice(1, 1), tmp_path / "b.parquet")
     run = run_ingest(tmp_path)

@@ -52,10 +52,15 @@ def test_killed_during_copy_then_run_again(database: Database, tmp_path: Path) -
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows + newer))
     distinct = {r["id"] for r in rows}
-    env = {**os.environ, "DATABASE_URL": database.url, "AUTOPICKER_HOME": str(tmp_path / "home"),
-           "AUTOPICKER_PROJECT_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.url,
+        "AUTOPICKER_HOME": str(tmp_path / "home"),
+        "AUTOPICKER_PROJECT_DIR": str(REPO),
+    }
 
     with database.connect(autocommit=True) as watcher:
+
         def copy_backend() -> int | None:
             row = watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
@@ -63,8 +68,9 @@ def test_killed_during_copy_then_run_again(database: Database, tmp_path: Path) -
             ).fetchone()
             return None if row is None else int(row[0])
 
-        process = subprocess.Popen(_command(path), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            _command(path), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         backend: list[int] = []
 
         def copying() -> bool:
@@ -90,12 +96,14 @@ def test_killed_during_copy_then_run_again(database: Database, tmp_path: Path) -
         assert watcher.execute("SELECT count(*) FROM langfuse_raw.loaded_files").fetchone() == (0,)
         _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in parsers), "the parser to exit")
 
-        again = subprocess.run(_command(path), env=env, cwd=REPO, capture_output=True, text=True,
-                               timeout=DEADLINE)
+        again = subprocess.run(
+            _command(path), env=env, cwd=REPO, capture_output=True, text=True, timeout=DEADLINE
+        )
         assert again.returncode == 0, again.stderr
         assert "Traceback" not in again.stderr
         ids = [r[0] for r in watcher.execute("SELECT id FROM langfuse_raw.observations").fetchall()]
         assert len(ids) == len(distinct) and set(ids) == distinct
         corrected = watcher.execute(
-            "SELECT count(*) FROM langfuse_raw.observations WHERE name = 'corrected'").fetchone()
+            "SELECT count(*) FROM langfuse_raw.observations WHERE name = 'corrected'"
+        ).fetchone()
         assert corrected == (len(newer),)

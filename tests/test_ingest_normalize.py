@@ -40,31 +40,72 @@ def normalise(row: dict[str, Any], **options: Any) -> dict[str, str | None]:
 
 
 SNAKE = {
-    "id": "o1", "trace_id": "t1", "project_id": "p", "parent_observation_id": "", "type": "GENERATION",
-    "name": "llm_call", "level": "DEFAULT", "status_message": None, "environment": "production",
-    "provided_model_name": "openai/gpt-4o-mini", "model_parameters": '{"temperature": 0.2}',
-    "usage_details": {"input": 10, "output": 5}, "cost_details": {"total": 0.5}, "total_cost": 0.5,
-    "start_time": "2026-11-24 10:00:00.000000", "end_time": "2026-11-24 10:00:02.000000",
-    "completion_start_time": "2026-11-24 10:00:00.500000", "created_at": "2026-11-24 10:00:03.000000",
-    "updated_at": "2026-11-24 10:00:04.000000", "latency": 2.0, "time_to_first_token": 0.5,
-    "metadata": {"original_model": '"openai/gpt-4o-mini"'}, "input": "{}", "output": None,
+    "id": "o1",
+    "trace_id": "t1",
+    "project_id": "p",
+    "parent_observation_id": "",
+    "type": "GENERATION",
+    "name": "llm_call",
+    "level": "DEFAULT",
+    "status_message": None,
+    "environment": "production",
+    "provided_model_name": "openai/gpt-4o-mini",
+    "model_parameters": '{"temperature": 0.2}',
+    "usage_details": {"input": 10, "output": 5},
+    "cost_details": {"total": 0.5},
+    "total_cost": 0.5,
+    "start_time": "2026-11-24 10:00:00.000000",
+    "end_time": "2026-11-24 10:00:02.000000",
+    "completion_start_time": "2026-11-24 10:00:00.500000",
+    "created_at": "2026-11-24 10:00:03.000000",
+    "updated_at": "2026-11-24 10:00:04.000000",
+    "latency": 2.0,
+    "time_to_first_token": 0.5,
+    "metadata": {"original_model": '"openai/gpt-4o-mini"'},
+    "input": "{}",
+    "output": None,
 }
 CAMEL = {
-    "id": "o1", "traceId": "t1", "projectId": "p", "parentObservationId": None, "type": "GENERATION",
-    "name": "llm_call", "level": "DEFAULT", "statusMessage": None, "environment": "production",
-    "model": "openai/gpt-4o-mini", "modelParameters": {"temperature": 0.2},
-    "usageDetails": {"input": 10, "output": 5}, "costDetails": {"total": 0.5}, "totalCost": 0.5,
-    "startTime": "2026-11-24T10:00:00.000Z", "endTime": "2026-11-24T10:00:02.000Z",
-    "completionStartTime": "2026-11-24T10:00:00.500Z", "createdAt": "2026-11-24T10:00:03.000Z",
-    "updatedAt": "2026-11-24T10:00:04.000Z", "latency": 2.0, "timeToFirstToken": 0.5,
+    "id": "o1",
+    "traceId": "t1",
+    "projectId": "p",
+    "parentObservationId": None,
+    "type": "GENERATION",
+    "name": "llm_call",
+    "level": "DEFAULT",
+    "statusMessage": None,
+    "environment": "production",
+    "model": "openai/gpt-4o-mini",
+    "modelParameters": {"temperature": 0.2},
+    "usageDetails": {"input": 10, "output": 5},
+    "costDetails": {"total": 0.5},
+    "totalCost": 0.5,
+    "startTime": "2026-11-24T10:00:00.000Z",
+    "endTime": "2026-11-24T10:00:02.000Z",
+    "completionStartTime": "2026-11-24T10:00:00.500Z",
+    "createdAt": "2026-11-24T10:00:03.000Z",
+    "updatedAt": "2026-11-24T10:00:04.000Z",
+    "latency": 2.0,
+    "timeToFirstToken": 0.5,
     "metadata": {"original_model": "openai/gpt-4o-mini"},
 }
 
 
 def test_snake_and_camel_rows_mean_the_same() -> None:
     snake, camel = normalise(SNAKE), normalise(CAMEL)
-    for column in ("id", "trace_id", "project_id", "type", "name", "level", "environment", "model",
-                   "total_cost", "latency", "time_to_first_token"):
+    for column in (
+        "id",
+        "trace_id",
+        "project_id",
+        "type",
+        "name",
+        "level",
+        "environment",
+        "model",
+        "total_cost",
+        "latency",
+        "time_to_first_token",
+    ):
         assert snake[column] == camel[column], column
     for column in ("model_parameters", "usage_details", "cost_details", "metadata"):
         assert json.loads(snake[column] or "null") == json.loads(camel[column] or "null"), column
@@ -83,25 +124,28 @@ def test_model_name_from_any_key() -> None:
     assert normalise({**snake, "model": "e/f"})["model"] == "e/f"
 
 
-@pytest.mark.parametrize(("raw", "natural"), [
-    ('"openai/gpt-4o-mini"', "openai/gpt-4o-mini"),  # SDK v5 JSON-encodes every value
-    ("openai/gpt-4o-mini", "openai/gpt-4o-mini"),
-    ("150000", 150000),
-    ("-2.5", -2.5),
-    ("0.000183", 0.000183),
-    ("00123", "00123"),  # not a JSON number: stays text
-    (" 12", " 12"),
-    ("1e5", None),  # a number, digits kept verbatim (checked below)
-    ("true", True),
-    ("false", False),
-    ("null", None),
-    ('{"a": [1, 2]}', {"a": [1, 2]}),
-    ("[1, 2", "[1, 2"),
-    ('"unterminated', '"unterminated'),
-    ("", ""),
-    (7, 7),
-    ({"already": "an object"}, {"already": "an object"}),
-])
+@pytest.mark.parametrize(
+    ("raw", "natural"),
+    [
+        ('"openai/gpt-4o-mini"', "openai/gpt-4o-mini"),  # SDK v5 JSON-encodes every value
+        ("openai/gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("150000", 150000),
+        ("-2.5", -2.5),
+        ("0.000183", 0.000183),
+        ("00123", "00123"),  # not a JSON number: stays text
+        (" 12", " 12"),
+        ("1e5", None),  # a number, digits kept verbatim (checked below)
+        ("true", True),
+        ("false", False),
+        ("null", None),
+        ('{"a": [1, 2]}', {"a": [1, 2]}),
+        ("[1, 2", "[1, 2"),
+        ('"unterminated', '"unterminated'),
+        ("", ""),
+        (7, 7),
+        ({"already": "an object"}, {"already": "an object"}),
+    ],
+)
 def test_metadata_values_become_natural(raw: Any, natural: Any) -> None:
     if raw == "1e5":
         out = normalise({**SNAKE, "metadata": {"x": raw}})
@@ -125,13 +169,16 @@ def test_metadata_forms() -> None:
         normalise({**SNAKE, "metadata": "[1, 2]"})
 
 
-@pytest.mark.parametrize("text", [
-    "2026-11-24 10:00:00.000000",
-    "2026-11-24T10:00:00Z",
-    "2026-11-24T12:00:00.000+02:00",
-    "2026-11-24T10:00:00",
-    "2026-11-24 05:00:00-0500",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-24 10:00:00.000000",
+        "2026-11-24T10:00:00Z",
+        "2026-11-24T12:00:00.000+02:00",
+        "2026-11-24T10:00:00",
+        "2026-11-24 05:00:00-0500",
+    ],
+)
 def test_timestamps_in_every_shape_mean_utc(text: str) -> None:
     out = normalise({**SNAKE, "start_time": text, "latency": None})
     assert version_key(out["start_time"] or "") == datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -179,22 +226,25 @@ def test_latency_unit_is_detected_per_row_and_remembered() -> None:
     assert trusted is not None and fields(trusted[2])["latency"] == "2000.0"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"id": None}, "the row has no id"),
-    ({"id": ""}, "the row has no id"),
-    ({"id": 12}, "id must be a string, got a number"),
-    ({"type": None}, "the row has no type"),
-    ({"type": ["EVENT"]}, "type must be a string, got an array"),
-    ({"trace_id": None}, "the row has no trace id"),
-    ({"start_time": None}, "the row has no start time"),
-    ({"latency": "abc"}, "latency must be a number, got 'abc'"),
-    ({"latency": True}, "latency must be a number, got a boolean"),
-    ({"latency": float("nan")}, "latency must be a finite number"),
-    ({"total_cost": "1,5"}, "total_cost must be a number, got '1,5'"),
-    ({"name": 42}, "name must be a string, got a number"),
-    ({"usage_details": "[1]"}, "usage_details must be a JSON object"),
-    ({"usage_details": 5}, "usage_details must be a JSON object, got a number"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": None}, "the row has no id"),
+        ({"id": ""}, "the row has no id"),
+        ({"id": 12}, "id must be a string, got a number"),
+        ({"type": None}, "the row has no type"),
+        ({"type": ["EVENT"]}, "type must be a string, got an array"),
+        ({"trace_id": None}, "the row has no trace id"),
+        ({"start_time": None}, "the row has no start time"),
+        ({"latency": "abc"}, "latency must be a number, got 'abc'"),
+        ({"latency": True}, "latency must be a number, got a boolean"),
+        ({"latency": float("nan")}, "latency must be a finite number"),
+        ({"total_cost": "1,5"}, "total_cost must be a number, got '1,5'"),
+        ({"name": 42}, "name must be a string, got a number"),
+        ({"usage_details": "[1]"}, "usage_details must be a JSON object"),
+        ({"usage_details": 5}, "usage_details must be a JSON object, got a number"),
+    ],
+)
 def test_bad_values_are_rejected_with_a_reason(change: dict[str, Any], message: str) -> None:
     with pytest.raises(RowError, match=re.escape(message)):
         normalise({**SNAKE, **change})
@@ -247,33 +297,57 @@ def _outcome(read: Any, arg: Any) -> Any:
         return str(exc)
 
 
-@pytest.mark.parametrize("change", [
-    {},  # the row as an observations_v2 export writes it
-    {"latency": 2, "time_to_first_token": 0, "total_cost": 5},  # integers where floats are usual
-    {"total_cost": 123456789012345678901234567890, "latency": -9223372036854775809},  # beyond 64 bits
-    {"usage_details": {"input": 2**64, "output": -0.0}, "cost_details": {"total": 1e300}},
-    {"metadata": {"n": "150000", "m": '"x"', "e": "1e5", "big": "123456789012345678901234567890"}},
-    {"metadata": {"a": 1, "b": None}},  # not a string map
-    {"metadata": '{"a": "1"}', "usage_details": "{}", "model_parameters": {"t": 1}},
-    {"name": "caf\u00e9 \u2603"},  # text that is not ASCII
-    {"name": "tab\there", "status_message": "back\\slash\nnew line"},
-    {"traceId": "camel", "trace_id": None},  # camelCase keys decide, as for a dict
-    {"type": "span"}, {"type": "event"}, {"type": None}, {"type": 5},
-    {"id": None}, {"id": 7}, {"trace_id": ""}, {"start_time": "yesterday"}, {"start_time": None},
-    {"updated_at": "2026-11-24 99:00:00.000000"}, {"end_time": 1764000000}, {"latency": True},
-    {"provided_model_name": None, "model": "m/one", "providedModelName": "m/two"},
-    {"provided_model_name": "", "providedModelName": "m/two"},
-    {"start_time": "2026-11-24T10:00:00Z", "end_time": "2026-11-24T10:00:02.000+00:00"},  # other shapes
-    {"end_time": "", "completion_start_time": "", "created_at": "", "updated_at": ""},
-    {"updated_at": None, "created_at": None}, {"updated_at": None}, {"updated_at": ""},
-    {"provided_model_name": "p/one", "model": "m/one"}, {"completion_start_time": "2026-11-24 10:00:00"},
-    {"end_time": "2026-11-24 99:00:00.000000"}, {"created_at": "2026-11-24 10:00:03.00000x"},
-    {"latency": 2000.0, "time_to_first_token": 500.0}, {"latency": None, "time_to_first_token": None},
-    {"model_parameters": ' {"t": 1}'}, {"model_parameters": '{"t": "a\tb"}'}, {"model_parameters": "null"},
-    {"model_parameters": "[1]"}, {"model_parameters": ""},
-    {"metadata": {"path": "C:\\x", "q": '"say \\"hi\\""'}}, {"metadata": {}}, {"metadata": None},
-    {"usage_details": {"a\\b": 1}}, {"usage_details": {}, "cost_details": None}, {"total_cost": None},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},  # the row as an observations_v2 export writes it
+        {"latency": 2, "time_to_first_token": 0, "total_cost": 5},  # integers where floats are usual
+        {"total_cost": 123456789012345678901234567890, "latency": -9223372036854775809},  # beyond 64 bits
+        {"usage_details": {"input": 2**64, "output": -0.0}, "cost_details": {"total": 1e300}},
+        {"metadata": {"n": "150000", "m": '"x"', "e": "1e5", "big": "123456789012345678901234567890"}},
+        {"metadata": {"a": 1, "b": None}},  # not a string map
+        {"metadata": '{"a": "1"}', "usage_details": "{}", "model_parameters": {"t": 1}},
+        {"name": "caf\u00e9 \u2603"},  # text that is not ASCII
+        {"name": "tab\there", "status_message": "back\\slash\nnew line"},
+        {"traceId": "camel", "trace_id": None},  # camelCase keys decide, as for a dict
+        {"type": "span"},
+        {"type": "event"},
+        {"type": None},
+        {"type": 5},
+        {"id": None},
+        {"id": 7},
+        {"trace_id": ""},
+        {"start_time": "yesterday"},
+        {"start_time": None},
+        {"updated_at": "2026-11-24 99:00:00.000000"},
+        {"end_time": 1764000000},
+        {"latency": True},
+        {"provided_model_name": None, "model": "m/one", "providedModelName": "m/two"},
+        {"provided_model_name": "", "providedModelName": "m/two"},
+        {"start_time": "2026-11-24T10:00:00Z", "end_time": "2026-11-24T10:00:02.000+00:00"},  # other shapes
+        {"end_time": "", "completion_start_time": "", "created_at": "", "updated_at": ""},
+        {"updated_at": None, "created_at": None},
+        {"updated_at": None},
+        {"updated_at": ""},
+        {"provided_model_name": "p/one", "model": "m/one"},
+        {"completion_start_time": "2026-11-24 10:00:00"},
+        {"end_time": "2026-11-24 99:00:00.000000"},
+        {"created_at": "2026-11-24 10:00:03.00000x"},
+        {"latency": 2000.0, "time_to_first_token": 500.0},
+        {"latency": None, "time_to_first_token": None},
+        {"model_parameters": ' {"t": 1}'},
+        {"model_parameters": '{"t": "a\tb"}'},
+        {"model_parameters": "null"},
+        {"model_parameters": "[1]"},
+        {"model_parameters": ""},
+        {"metadata": {"path": "C:\\x", "q": '"say \\"hi\\""'}},
+        {"metadata": {}},
+        {"metadata": None},
+        {"usage_details": {"a\\b": 1}},
+        {"usage_details": {}, "cost_details": None},
+        {"total_cost": None},
+    ],
+)
 def test_json_lines_mean_what_their_dicts_mean(change: dict[str, Any]) -> None:
     # JSONL lines are read the fast way (only the fields used, typed) when they fit, the general way else
     # (orjson, then the dict): every line must give what the general way gives, reason for reason.

@@ -15,18 +15,21 @@ from export_files import v2_rows, write_csv, write_json_array, write_jsonl, writ
 from ingest.readers import BadRow, CsvRecord, FileFormat, UnreadableFile, detect_format, read_rows
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("2026-11-24T12-00-00.jsonl.gz", FileFormat("jsonl", True)),
-    ("x.ndjson", FileFormat("jsonl")),
-    ("x.JSON", FileFormat("json")),
-    ("x.json.gz", FileFormat("json", True)),
-    ("1764000000000-lf-observations-export-proj.csv", FileFormat("csv")),
-    ("x.csv.gz", FileFormat("csv", True)),
-    ("x.parquet", FileFormat("parquet")),
-    ("x.parquet.gz", None),
-    ("x.txt", None),
-    ("jsonl", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("2026-11-24T12-00-00.jsonl.gz", FileFormat("jsonl", True)),
+        ("x.ndjson", FileFormat("jsonl")),
+        ("x.JSON", FileFormat("json")),
+        ("x.json.gz", FileFormat("json", True)),
+        ("1764000000000-lf-observations-export-proj.csv", FileFormat("csv")),
+        ("x.csv.gz", FileFormat("csv", True)),
+        ("x.parquet", FileFormat("parquet")),
+        ("x.parquet.gz", None),
+        ("x.txt", None),
+        ("jsonl", None),
+    ],
+)
 def test_format_from_name(name: str, expected: FileFormat | None) -> None:
     assert detect_format(name) == expected
 
@@ -41,8 +44,8 @@ class _Tracked(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        chunk = self._data[self.offset:self.offset + min(len(buffer), 65536)]
-        buffer[:len(chunk)] = chunk
+        chunk = self._data[self.offset : self.offset + min(len(buffer), 65536)]
+        buffer[: len(chunk)] = chunk
         self.offset += len(chunk)
         return len(chunk)
 
@@ -69,7 +72,10 @@ def test_readers_stream(kind: str, tmp_path: Path) -> None:
 def test_jsonl_line_numbers_skip_blank_lines_and_bom() -> None:
     data = b"\xef\xbb\xbf" + b'{"id": 1}\n\n   \n{"id": 2}\r\n{"id": 3}'
     assert [(n, json.loads(t)) for n, t in read_rows(io.BytesIO(data), "x.jsonl")] == [
-        (1, {"id": 1}), (4, {"id": 2}), (5, {"id": 3})]
+        (1, {"id": 1}),
+        (4, {"id": 2}),
+        (5, {"id": 3}),
+    ]
 
 
 def test_gzip_is_recognised_by_its_bytes() -> None:
@@ -84,8 +90,11 @@ def test_json_file_holding_jsonl_is_read_as_jsonl() -> None:
 
 def test_json_array_elements_in_order() -> None:
     data = json.dumps([{"id": 1, "x": 1.5}, "not an object", {"id": 2}]).encode()
-    assert list(read_rows(io.BytesIO(data), "x.json")) == [(1, {"id": 1, "x": 1.5}), (2, "not an object"),
-                                                           (3, {"id": 2})]
+    assert list(read_rows(io.BytesIO(data), "x.json")) == [
+        (1, {"id": 1, "x": 1.5}),
+        (2, "not an object"),
+        (3, {"id": 2}),
+    ]
 
 
 def test_csv_rules() -> None:
@@ -97,8 +106,15 @@ def test_csv_rules() -> None:
         '"3","too","many","fields","here"\r\n'
     )
     rows = list(read_rows(io.BytesIO(text.encode()), "x.csv"))
-    assert rows[0] == (1, {"id": "1", "name": "a, with comma", "status_message": "line one\nline two",
-                           "metadata": '{"k": "v"}'})
+    assert rows[0] == (
+        1,
+        {
+            "id": "1",
+            "name": "a, with comma",
+            "status_message": "line one\nline two",
+            "metadata": '{"k": "v"}',
+        },
+    )
     assert isinstance(rows[0][1], CsvRecord)
     assert rows[1][1]["name"] is None and rows[1][1]["metadata"] is None  # empty means null
     assert rows[1][1]["status_message"] == huge
@@ -117,12 +133,15 @@ def test_parquet_rows(tmp_path: Path) -> None:
     assert first["metadata"][0] == ("original_model", '"openai/gpt-4o-mini"')  # a map: (key, value) pairs
 
 
-@pytest.mark.parametrize(("name", "data", "reason"), [
-    ("a.jsonl.gz", gzip.compress(b'{"id": 1}\n' * 5000)[:-100], "truncated"),
-    ("b.csv.gz", b"not gzip at all", "cannot be read"),
-    ("c.json", b'[{"id": 1}, {"id": ', "cannot be read"),
-    ("d.parquet", b"PAR1garbage", "cannot be read"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("a.jsonl.gz", gzip.compress(b'{"id": 1}\n' * 5000)[:-100], "truncated"),
+        ("b.csv.gz", b"not gzip at all", "cannot be read"),
+        ("c.json", b'[{"id": 1}, {"id": ', "cannot be read"),
+        ("d.parquet", b"PAR1garbage", "cannot be read"),
+    ],
+)
 def test_unreadable_files_raise_one_sentence(name: str, data: bytes, reason: str) -> None:
     with pytest.raises(UnreadableFile) as caught:
         list(read_rows(io.BytesIO(data), name))

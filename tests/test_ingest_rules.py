@@ -18,16 +18,25 @@ from ingest.progress import TerminalReporter
 
 
 def _event(oid: str, updated_at: str, name: str, **extra: object) -> dict[str, object]:
-    return {"id": oid, "trace_id": "t" * 32, "type": "EVENT", "name": name,
-            "start_time": "2026-11-24 10:00:00.000000", "updated_at": updated_at, **extra}
+    return {
+        "id": oid,
+        "trace_id": "t" * 32,
+        "type": "EVENT",
+        "name": name,
+        "start_time": "2026-11-24 10:00:00.000000",
+        "updated_at": updated_at,
+        **extra,
+    }
 
 
 def test_bad_rows_are_rejected_and_the_rest_loads(cli_env: Database) -> None:
     run = run_ingest(REJECTS_FIXTURE, "--json")
     assert run.exit_code == 1
     assert set(stored(cli_env)) == {"b00000000000000a", "b00000000000000b", "b00000000000000j"}
-    rejected = query(cli_env, "SELECT row_number, error, raw, source_file FROM langfuse_raw.rejected_rows "
-                              "ORDER BY row_number")
+    rejected = query(
+        cli_env,
+        "SELECT row_number, error, raw, source_file FROM langfuse_raw.rejected_rows ORDER BY row_number",
+    )
     by_line = {r["row_number"]: r for r in rejected}
     assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8, 11, 12, 13]  # line 9 is blank, not a row
     expected = {
@@ -163,8 +172,9 @@ def test_manifest_missing_file_and_row_count_mismatch(cli_env: Database, tmp_pat
     assert run.exit_code == 1
     errors = run.summary["errors"]
     assert any(f"lists {missing}, but that file is missing" in e for e in errors)
-    assert any("has 6 rows but manifest proj-demo/manifests/2026-11-24T12-00-00.json says 7" in e
-               for e in errors)
+    assert any(
+        "has 6 rows but manifest proj-demo/manifests/2026-11-24T12-00-00.json says 7" in e for e in errors
+    )
     assert len(stored(cli_env)) == 5  # the file's rows are loaded, but it is checked again next time
     assert query(cli_env, "SELECT * FROM langfuse_raw.loaded_files") == []
     again = run_ingest(prefix, "--json")
@@ -175,8 +185,9 @@ def test_manifest_missing_file_and_row_count_mismatch(cli_env: Database, tmp_pat
 
 def test_files_no_manifest_lists_are_skipped_unless_named(cli_env: Database, tmp_path: Path) -> None:
     prefix = copy_export(tmp_path / "export")
-    unlisted = write_jsonl(prefix / "proj-demo" / "observations_v2" / "2026-11-24T13-00-00.jsonl",
-                           synthetic_rows(3))  # a run whose manifest is not written yet
+    unlisted = write_jsonl(
+        prefix / "proj-demo" / "observations_v2" / "2026-11-24T13-00-00.jsonl", synthetic_rows(3)
+    )  # a run whose manifest is not written yet
     run = run_ingest(prefix, "--json")
     assert run.exit_code == 0, run.stderr
     assert len(run.summary["files"]) == 1
@@ -200,8 +211,12 @@ def test_unreadable_files_are_named_and_the_others_load(cli_env: Database, tmp_p
     assert run.exit_code == 1
     assert set(stored(cli_env)) == {r["id"] for r in synthetic_rows(3)}  # nothing from the broken files
     status = {Path(f["file"]).name: f["status"] for f in run.summary["files"]}
-    assert status == {"a-good.jsonl": "loaded", "b-corrupt.jsonl.gz": "failed",
-                      "c-truncated.parquet": "failed", "d-not-gzip.csv.gz": "failed"}
+    assert status == {
+        "a-good.jsonl": "loaded",
+        "b-corrupt.jsonl.gz": "failed",
+        "c-truncated.parquet": "failed",
+        "d-not-gzip.csv.gz": "failed",
+    }
     lines = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 3
     assert "b-corrupt.jsonl.gz cannot be read" in lines[0] and "truncated" in lines[0]
@@ -232,8 +247,9 @@ def test_plain_output_names_files_and_totals(cli_env: Database) -> None:
 
 def test_terminal_output_has_a_progress_bar_and_a_summary_table(cli_env: Database) -> None:
     out, err = io.StringIO(), io.StringIO()
-    reporter = TerminalReporter(Console(file=out, force_terminal=True, width=150),
-                                Console(file=err, force_terminal=True, width=150))
+    reporter = TerminalReporter(
+        Console(file=out, force_terminal=True, width=150), Console(file=err, force_terminal=True, width=150)
+    )
     result = ingest_files(cli_env, [str(REJECTS_FIXTURE), str(V2_FIXTURE)], reporter=reporter)
     reporter.summary(result)
     assert result.exit_code == 1

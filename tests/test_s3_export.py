@@ -79,20 +79,34 @@ def rows(prefix: str, count: int, project: str) -> list[dict[str, Any]]:
     out = []
     for i in range(count):
         typ = "SPAN" if i == 0 else ("EVENT" if i % 2 else "GENERATION")
-        out.append({
-            "id": f"{prefix}-{i:04d}", "trace_id": f"{prefix}-trace-{i // 3}", "project_id": project,
-            "parent_observation_id": "", "type": typ,
-            "name": "rate_limit_fallback" if typ == "EVENT" else "x",
-            "level": "DEFAULT", "status_message": None, "environment": "default",
-            "provided_model_name": "openai/gpt-4o-mini" if typ == "GENERATION" else None,
-            "model_parameters": None, "usage_details": {"input": 10}, "cost_details": {"total": 0.001},
-            "total_cost": 0.001, "metadata": {"original_model": '"openai/gpt-4o-mini"'}, "input": None,
-            "output": None, "latency": 0.5, "time_to_first_token": None,
-            "start_time": f"2026-11-24 10:{i % 60:02d}:00.000000",
-            "end_time": f"2026-11-24 10:{i % 60:02d}:00.500000",
-            "completion_start_time": None, "created_at": "2026-11-24 12:00:00.000000",
-            "updated_at": "2026-11-24 12:00:00.000000",
-        })
+        out.append(
+            {
+                "id": f"{prefix}-{i:04d}",
+                "trace_id": f"{prefix}-trace-{i // 3}",
+                "project_id": project,
+                "parent_observation_id": "",
+                "type": typ,
+                "name": "rate_limit_fallback" if typ == "EVENT" else "x",
+                "level": "DEFAULT",
+                "status_message": None,
+                "environment": "default",
+                "provided_model_name": "openai/gpt-4o-mini" if typ == "GENERATION" else None,
+                "model_parameters": None,
+                "usage_details": {"input": 10},
+                "cost_details": {"total": 0.001},
+                "total_cost": 0.001,
+                "metadata": {"original_model": '"openai/gpt-4o-mini"'},
+                "input": None,
+                "output": None,
+                "latency": 0.5,
+                "time_to_first_token": None,
+                "start_time": f"2026-11-24 10:{i % 60:02d}:00.000000",
+                "end_time": f"2026-11-24 10:{i % 60:02d}:00.500000",
+                "completion_start_time": None,
+                "created_at": "2026-11-24 12:00:00.000000",
+                "updated_at": "2026-11-24 12:00:00.000000",
+            }
+        )
     return out
 
 
@@ -102,8 +116,9 @@ class Export:
     def __init__(self, client: Any, bucket: str, workdir: Path) -> None:
         self.client, self.bucket, self.workdir = client, bucket, workdir
 
-    def data_file(self, project: str, stamp: str, run_rows: list[dict[str, Any]],
-                  kind: str) -> dict[str, Any]:
+    def data_file(
+        self, project: str, stamp: str, run_rows: list[dict[str, Any]], kind: str
+    ) -> dict[str, Any]:
         local = self.workdir / f"{project}-{stamp}"
         if kind == "jsonl.gz":
             path = write_jsonl(local.with_suffix(".jsonl"), run_rows, gz=True)
@@ -113,18 +128,37 @@ class Export:
             path = write_parquet(local.with_suffix(".parquet"), run_rows)
         key = f"{BUCKET_PREFIX}{project}/observations_v2/{stamp}.{kind}"
         self.client.upload_file(str(path), self.bucket, key)
-        return {"key": key, "table": "observations_v2", "format": kind.split(".")[0],
-                "compressed": kind.endswith(".gz"), "sizeBytes": path.stat().st_size,
-                "rowCount": len(run_rows)}
+        return {
+            "key": key,
+            "table": "observations_v2",
+            "format": kind.split(".")[0],
+            "compressed": kind.endswith(".gz"),
+            "sizeBytes": path.stat().st_size,
+            "rowCount": len(run_rows),
+        }
 
     def manifest(self, project: str, stamp: str, files: list[dict[str, Any]]) -> None:
-        document = {"version": 1, "projectId": project, "exportSource": "OBSERVATIONS_V2",
-                    "tables": ["observations_v2"], "files": files}
-        self.client.put_object(Bucket=self.bucket, Key=f"{BUCKET_PREFIX}{project}/manifests/{stamp}.json",
-                               Body=json.dumps(document).encode())
+        document = {
+            "version": 1,
+            "projectId": project,
+            "exportSource": "OBSERVATIONS_V2",
+            "tables": ["observations_v2"],
+            "files": files,
+        }
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=f"{BUCKET_PREFIX}{project}/manifests/{stamp}.json",
+            Body=json.dumps(document).encode(),
+        )
 
-    def run(self, project: str, stamp: str, run_rows: list[dict[str, Any]], kind: str = "jsonl.gz",
-            with_manifest: bool = True) -> list[dict[str, Any]]:
+    def run(
+        self,
+        project: str,
+        stamp: str,
+        run_rows: list[dict[str, Any]],
+        kind: str = "jsonl.gz",
+        with_manifest: bool = True,
+    ) -> list[dict[str, Any]]:
         files = [self.data_file(project, stamp, run_rows, kind)]
         if with_manifest:
             self.manifest(project, stamp, files)
@@ -132,8 +166,10 @@ class Export:
 
     def two_file_run(self, first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The data files of one run of proj-a (its manifest is the caller's business)."""
-        return [self.data_file("proj-a", "2026-11-24T10-00-00", first, "jsonl.gz"),
-                self.data_file("proj-a", "2026-11-24T10-00-01", second, "jsonl.gz")]
+        return [
+            self.data_file("proj-a", "2026-11-24T10-00-00", first, "jsonl.gz"),
+            self.data_file("proj-a", "2026-11-24T10-00-01", second, "jsonl.gz"),
+        ]
 
 
 def loaded_ids(database: Database) -> set[str]:
@@ -161,8 +197,12 @@ def test_complete_runs_load_in_order_and_a_run_loads_once_its_manifest_exists(
     database: Database, export: Export
 ) -> None:
     bucket = export.bucket
-    run1, run2, run3, other = rows("a1", 40, "proj-a"), rows("a2", 30, "proj-a"), rows("a3", 20, "proj-a"), \
-        rows("b1", 25, "proj-b")
+    run1, run2, run3, other = (
+        rows("a1", 40, "proj-a"),
+        rows("a2", 30, "proj-a"),
+        rows("a3", 20, "proj-a"),
+        rows("b1", 25, "proj-b"),
+    )
     export.run("proj-a", "2026-11-24T10-00-00", run1, "jsonl.gz")
     export.run("proj-a", "2026-11-24T11-00-00", run2, "parquet")
     pending = export.run("proj-a", "2026-11-24T12-00-00", run3, "jsonl.gz", with_manifest=False)
@@ -210,8 +250,13 @@ def test_a_run_that_fails_its_checks_keeps_its_good_rows_and_is_tried_again_unti
     good, short = rows("g", 12, "proj-a"), rows("s", 10, "proj-a")
     files = export.two_file_run(good, short)
     files[1]["rowCount"] = 11  # the manifest disagrees with the file
-    files.append({"key": f"{BUCKET_PREFIX}proj-a/observations_v2/gone.jsonl.gz", "table": "observations_v2",
-                  "rowCount": 3})
+    files.append(
+        {
+            "key": f"{BUCKET_PREFIX}proj-a/observations_v2/gone.jsonl.gz",
+            "table": "observations_v2",
+            "rowCount": 3,
+        }
+    )
     export.manifest("proj-a", "2026-11-24T10-00-00", files)
     later = rows("l", 8, "proj-a")
     export.run("proj-a", "2026-11-24T11-00-00", later)
@@ -220,13 +265,18 @@ def test_a_run_that_fails_its_checks_keeps_its_good_rows_and_is_tried_again_unti
     first = ingest_s3(database, [url], reporter=reporter())
 
     assert first.exit_code == 1
-    assert any("lists langfuse/exports/proj-a/observations_v2/gone.jsonl.gz, but that file is missing" in e
-               for e in first.errors)
+    assert any(
+        "lists langfuse/exports/proj-a/observations_v2/gone.jsonl.gz, but that file is missing" in e
+        for e in first.errors
+    )
     assert any("has 10 rows but manifest" in e and "says 11" in e for e in first.errors)
     assert loaded_ids(database) == loadable(good) | loadable(short) | loadable(later)  # nothing good is lost
     failed_manifest = f"{BUCKET_PREFIX}proj-a/manifests/2026-11-24T10-00-00.json"
     assert export_state(database)["proj-a"] == (
-        f"{BUCKET_PREFIX}proj-a/manifests/2026-11-24T11-00-00.json", 1, [failed_manifest])
+        f"{BUCKET_PREFIX}proj-a/manifests/2026-11-24T11-00-00.json",
+        1,
+        [failed_manifest],
+    )
 
     # Still broken: tried again, still an error.
     assert ingest_s3(database, [url], reporter=reporter()).exit_code == 1
@@ -242,7 +292,10 @@ def test_a_run_that_fails_its_checks_keeps_its_good_rows_and_is_tried_again_unti
     assert fixed.exit_code == 0, fixed.errors
     assert loaded_ids(database) >= loadable(restored)
     assert export_state(database)["proj-a"] == (
-        f"{BUCKET_PREFIX}proj-a/manifests/2026-11-24T11-00-00.json", 2, [])
+        f"{BUCKET_PREFIX}proj-a/manifests/2026-11-24T11-00-00.json",
+        2,
+        [],
+    )
 
 
 def test_an_ingest_interrupted_mid_run_does_not_load_finished_files_again(
@@ -253,8 +306,11 @@ def test_an_ingest_interrupted_mid_run_does_not_load_finished_files_again(
     files = export.two_file_run(first_rows, second_rows)
     export.manifest("proj-a", "2026-11-24T10-00-00", files)
     # The second file is corrupt while the first ingest runs (truncated gzip): the run stops half-way.
-    s3.put_object(Bucket=bucket, Key=files[1]["key"],
-                  Body=gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in second_rows))[:40])
+    s3.put_object(
+        Bucket=bucket,
+        Key=files[1]["key"],
+        Body=gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in second_rows))[:40],
+    )
     url = f"s3://{bucket}/{BUCKET_PREFIX}"
     assert ingest_s3(database, [url], reporter=reporter()).exit_code == 1
     local = write_jsonl(tmp_path / "second.jsonl", second_rows, gz=True)
