@@ -30,7 +30,6 @@ and, written last, ``{prefix}{projectId}/manifests/{timestamp}.json``. The locat
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,7 +41,7 @@ import psycopg
 
 from .db import Database
 from .errors import UsageError, UserError
-from .files import LOADED_TABLES, FileResult, FileTask, RunResult
+from .files import LOADED_TABLES, FileResult, FileTask, RunResult, read_manifest
 from .loader import LoadStats, finish_batch, load_source, start_batch
 from .readers import FileFormat, UnreadableFile, detect_format, read_rows
 
@@ -227,28 +226,17 @@ def _plan_run(
     run = ExportRun(location, manifest_key, retry=retry)
     shown = f"{SCHEME}{bucket}/{manifest_key}"
     try:
-        document = json.loads(client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-        entries = document["files"]
-        if not isinstance(entries, list):
-            raise TypeError("files is not a list")
+        body = client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read()
     except ClientError as exc:
         run.errors.append(f"manifest {shown} cannot be read ({_client_reason(exc)}); its run is not loaded.")
         return run
-    except (ValueError, KeyError, TypeError) as exc:
-        run.errors.append(f"manifest {shown} cannot be read ({exc}); its run is not loaded.")
-        return run
+    entries, errors = read_manifest(body, shown)
+    run.errors += errors
     for entry in entries:
-        key = entry.get("key") if isinstance(entry, dict) else None
-        if not isinstance(key, str) or not key:
-            run.errors.append(f"manifest {shown} has a file entry without a key.")
-            continue
-        parts = PurePosixPath(key).parts
-        table = entry.get("table") or (parts[-2] if len(parts) >= 2 else "")
-        if table not in LOADED_TABLES:
-            continue
+        key = entry.key
         # Keys may be written relative to the export prefix or in full: the file is found in its
         # table folder of this project, as for local exports.
-        object_key = project + "/".join(parts[-2:]) if len(parts) >= 2 else project + key
+        object_key = project + entry.relative
         run.listed_keys.append(object_key)
         fmt = detect_format(object_key)
         if fmt is None:
@@ -262,7 +250,6 @@ def _plan_run(
             else:
                 run.errors.append(f"{SCHEME}{bucket}/{object_key} cannot be read: {_client_reason(exc)}.")
             continue
-        count = entry.get("rowCount")
         run.objects.append(
             S3Object(
                 bucket,
@@ -270,7 +257,7 @@ def _plan_run(
                 fmt,
                 int(head.get("ContentLength", 0)),
                 head.get("ETag"),
-                count if isinstance(count, int) and not isinstance(count, bool) else None,
+                entry.row_count,
                 shown,
             )
         )
