@@ -14,19 +14,12 @@ The last line is the smallest speedup.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import random
 import sys
-import tempfile
-import time
-from datetime import UTC, datetime
 
-import psycopg
-from views import Generator, create_database, drop_database, load, same_rows, timed
+from views import run_benchmark, same_rows, timed
 
 from ingest import db
-from ingest.dbt_runner import run_dbt
 
 logger = logging.getLogger("benchmarks.dashboards")
 
@@ -215,43 +208,7 @@ def compare(database: db.Database, repeat: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--rows", type=int, default=1_000_000, help="synthetic observations (default 1,000,000)"
-    )
-    parser.add_argument("--days", type=int, default=90, help="spread the traffic over this many days")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--repeat", type=int, default=9, help="timed runs per query (median is reported)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    server = db.resolve()
-    database = create_database(server)
-    logger.info("database %s", database.redacted())
-    try:
-        generator = Generator(args.rows, args.days, datetime.now(UTC), random.Random(args.seed))
-        started = time.perf_counter()
-        load(database, generator)
-        add_end_times(database)
-        logger.info("loaded %s observations in %.1f s", f"{args.rows:,}", time.perf_counter() - started)
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory() as scratch:
-            dbt_args = ["run", "--target-path", f"{scratch}/target", "--log-path", f"{scratch}/logs"]
-            code = run_dbt(dbt_args, database)
-        if code != 0:
-            logger.error("dbt run failed with exit code %d", code)
-            return code
-        logger.info("dbt run (full build) in %.1f s", time.perf_counter() - started)
-        return compare(database, args.repeat)
-    except psycopg.Error as exc:
-        logger.error("benchmark failed: %s", exc)
-        return 1
-    finally:
-        if args.keep:
-            logger.info("kept %s", database.redacted())
-        else:
-            drop_database(server, database)
+    return run_benchmark(__doc__.splitlines()[0], compare, days=90, repeat=9, after_load=add_end_times)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -435,14 +435,26 @@ def timed(cur: psycopg.Cursor, sql: str, repeat: int) -> tuple[float, list[tuple
     return statistics.median(samples), rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_benchmark(
+    description: str,
+    compare: Callable[[db.Database, int], int],
+    *,
+    days: int,
+    repeat: int,
+    dbt_vars: dict[str, object] | None = None,
+    after_load: Callable[[db.Database], None] | None = None,
+) -> int:
+    """The frame this benchmark and ``dashboards.py`` share: parse the options, load N synthetic observations
+    into a new database, ``dbt run``, then ``compare(database, repeat)``; the database is dropped after."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--rows", type=int, default=1_000_000, help="synthetic observations (default 1,000,000)"
     )
-    parser.add_argument("--days", type=int, default=30, help="spread the traffic over this many days")
+    parser.add_argument("--days", type=int, default=days, help="spread the traffic over this many days")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--repeat", type=int, default=15, help="timed runs per query (median is reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=repeat, help="timed runs per query (median is reported)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -454,10 +466,12 @@ def main() -> int:
         generator = Generator(args.rows, args.days, datetime.now(UTC), random.Random(args.seed))
         started = time.perf_counter()
         load(database, generator)
+        if after_load is not None:
+            after_load(database)
         logger.info("loaded %s observations in %.1f s", f"{args.rows:,}", time.perf_counter() - started)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
-            dbt_args = ["run", "--vars", json.dumps({"fallback_lookback_days": LOOKBACK_DAYS})]
+            dbt_args = ["run", "--vars", json.dumps(dbt_vars)] if dbt_vars else ["run"]
             dbt_args += ["--target-path", f"{scratch}/target", "--log-path", f"{scratch}/logs"]
             code = run_dbt(dbt_args, database)
         if code != 0:
@@ -465,11 +479,24 @@ def main() -> int:
             return code
         logger.info("dbt run (full build) in %.1f s", time.perf_counter() - started)
         return compare(database, args.repeat)
+    except psycopg.Error as exc:
+        logger.error("benchmark failed: %s", exc)
+        return 1
     finally:
         if args.keep:
             logger.info("kept %s", database.redacted())
         else:
             drop_database(server, database)
+
+
+def main() -> int:
+    return run_benchmark(
+        __doc__.splitlines()[0],
+        compare,
+        days=30,
+        repeat=15,
+        dbt_vars={"fallback_lookback_days": LOOKBACK_DAYS},
+    )
 
 
 def compare(database: db.Database, repeat: int) -> int:
