@@ -15,7 +15,8 @@ from router.clock_tracing import ClockTracerProvider
 from router.export_sink import offline_client
 from router.tracing import Tracing
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "langfuse-export" / "proj-demo"
+# A small export in the layout Langfuse writes.
+SAMPLE = Path(__file__).resolve().parent / "fixtures" / "ingest" / "export" / "proj-demo"
 MINI, LITE, PRO = "openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-pro"
 ROW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
