@@ -23,9 +23,11 @@ events as (
 
 ),
 
-generations as (
+-- One row per trace with its generations' outcome and cost (int_requests recomputes the same touched traces
+-- earlier in the run).
+requests as (
 
-    select * from {{ ref('stg_langfuse__generations') }}
+    select * from {{ ref('int_requests') }}
 
 ),
 
@@ -51,34 +53,6 @@ fallback_events as (
 
 ),
 
-trace_generations as (
-
-    select
-        trace_id,
-        count(*) as generation_count,
-        count(*) filter (where is_error) as error_generation_count,
-        max(created_at) filter (where not is_error) as last_ok_generation_at,
-        sum(cost_usd) as trace_cost_usd,
-        max(loaded_at) as generations_loaded_at
-    from generations
-    where trace_id in (select trace_id from fallback_events)
-    {% if is_incremental() %}
-        and {{ of_touched_traces() }}
-    {% endif %}
-    group by trace_id
-
-),
-
-trace_events as (
-
-    select
-        trace_id,
-        max(loaded_at) as events_loaded_at
-    from fallback_events
-    group by trace_id
-
-),
-
 enriched as (
 
     select
@@ -100,10 +74,10 @@ enriched as (
         fallback_events.created_date,
 
         -- the trace's generations
-        coalesce(trace_generations.generation_count, 0) as generation_count,
-        coalesce(trace_generations.error_generation_count, 0) as error_generation_count,
-        trace_generations.last_ok_generation_at,
-        trace_generations.trace_cost_usd,
+        coalesce(requests.generation_count, 0) as generation_count,
+        coalesce(requests.error_generation_count, 0) as error_generation_count,
+        requests.last_ok_generation_at,
+        requests.cost_usd as trace_cost_usd,
 
         -- Query 4 counts a trace once per fallback type and model pair: at its latest such event
         row_number() over (
@@ -116,14 +90,12 @@ enriched as (
         ) = 1 as is_latest_in_trace_group,
 
         -- lineage
-        greatest(trace_events.events_loaded_at, trace_generations.generations_loaded_at) as trace_loaded_at,
+        requests.trace_loaded_at,
         now() as dbt_refreshed_at
 
     from fallback_events
-    inner join trace_events
-        on fallback_events.trace_id = trace_events.trace_id
-    left join trace_generations
-        on fallback_events.trace_id = trace_generations.trace_id
+    left join requests
+        on fallback_events.trace_id = requests.trace_id
 
 )
 
