@@ -30,6 +30,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ingest router tests benchmarks
 	$(BIN)/ruff format --check ingest router tests benchmarks
+	$(BIN)/mypy ingest router
 
 ## Benchmarks (not part of the tests): each prints its figure on the last line. BENCH_ROWS=N to resize.
 BENCH_ROWS ?= 1000000

@@ -143,9 +143,9 @@ def _plan_folder(folder: Path, plan: Plan, seen: set[Path], ignored: Counter[str
         files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
     listings: dict[Path, dict[Path, dict[str, Any]]] = {}
     for path in files:  # every run with a manifest here is checked, even one whose files are all missing
-        project = path.parent.parent
-        if path.parent.name == "manifests" and project not in listings:
-            listings[project] = _manifest_listing(project, plan)
+        manifests_of = path.parent.parent
+        if path.parent.name == "manifests" and manifests_of not in listings:
+            listings[manifests_of] = _manifest_listing(manifests_of, plan)
     for path in files:
         parent = path.parent
         if parent.name == "manifests":

@@ -25,7 +25,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,11 @@ def read_rows(stream: IO[bytes], name: str, fmt: FileFormat | None = None) -> It
         if fmt.kind == "parquet":
             yield from _parquet_rows(stream)
             return
-        buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, _BUFFER)
+        buffered = (
+            stream
+            if isinstance(stream, io.BufferedReader)
+            else io.BufferedReader(cast(io.RawIOBase, stream), _BUFFER)
+        )
         if fmt.gzip or buffered.peek(2)[:2] == _GZIP_MAGIC:
             buffered = io.BufferedReader(_gzip_reader(buffered), _BUFFER)
         if fmt.kind == "csv":
@@ -167,7 +171,8 @@ def _is_read_error(exc: BaseException) -> bool:
             return True
     from isal import isal_zlib
 
-    return isinstance(exc, isal_zlib.error)
+    # The stub declares isal_zlib.error as an instance; it is the exception class.
+    return isinstance(exc, cast(type[BaseException], isal_zlib.error))
 
 
 def _reason(exc: BaseException) -> str:
