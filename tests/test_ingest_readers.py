@@ -136,11 +136,12 @@ def test_parquet_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("a.jsonl.gz", gzip.compress(b'{"id": 1}\n' * 5000)[:-100], "truncated"),
+        ("a.jsonl.gz", gzip.compress(b'{"id": 1}\n' * 5000, mtime=0)[:-100], "truncated"),
         ("b.csv.gz", b"not gzip at all", "cannot be read"),
         ("c.json", b'[{"id": 1}, {"id": ', "cannot be read"),
         ("d.parquet", b"PAR1garbage", "cannot be read"),
     ],
+    ids=["truncated-gzip", "not-gzip", "truncated-json", "bad-parquet"],
 )
 def test_unreadable_files_raise_one_sentence(name: str, data: bytes, reason: str) -> None:
     with pytest.raises(UnreadableFile) as caught:
