@@ -10,7 +10,7 @@ time, level; plus Langfuse's total_cost on generations), indexed for the seed's 
 ``now()`` is the same for both), after checking that both return the same rows.
 
 The seed's Queries 1-3 run verbatim (session time zone UTC, where their DATE() means UTC dates). Queries 4
-and 5 run with the documented fixes applied (README, "Fixes to the seed's SQL"), since the views
+and 5 run with the documented fixes applied (docs/warehouse.md, "Fixes to the guide's SQL"), since the views
 deliberately answer differently from the seed's text there; the fixed SQL is what the views must equal.
 
     .venv/bin/python benchmarks/views.py --rows 1000000

@@ -2,7 +2,7 @@
 
 A PATH is a file, a folder, or a blob-storage export prefix copied locally
 (``{prefix}{projectId}/{table}/{YYYY-MM-DDTHH-MM-SS}.{ext}[.gz]`` with manifests in
-``{prefix}{projectId}/manifests/``). Decisions a user can rely on (the README says the same):
+``{prefix}{projectId}/manifests/``). Decisions a user can rely on (docs/ingest.md says the same):
 
 - Tables ``observations_v2/`` and ``observations/`` load; ``traces/`` and ``scores/`` (and UI exports of
   those) are ignored with a note. In a plain folder every file with a known extension is loaded.

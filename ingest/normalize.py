@@ -9,7 +9,7 @@ order of :data:`COPY_COLUMNS`, ``None`` for an observation type that is not load
 fields used, see ``_ExportRow``, and ``Normalizer._export_line`` builds the line); every other row, and every
 row that is off that shape in any way, takes the general one, with the same result.
 
-Rules (the README's "Ingest" section says the same for users):
+Rules (docs/ingest.md says the same for users):
 
 - Only ``EVENT`` and ``GENERATION`` rows load; ``id``, ``trace_id``, ``type`` and ``start_time`` are required.
 - Timestamps: ISO-8601 with ``Z`` or an offset, or Langfuse's ``YYYY-MM-DD HH:MM:SS.ffffff`` without a zone,
