@@ -8,6 +8,7 @@ mocked: the code under test talks to a real server.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def pg_server() -> Iterator[Database]:
     """The server the tests use, connected to its maintenance database."""
     url = configured_url()
     if url:
@@ -32,7 +33,10 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    # A folder of its own, not one of pytest's numbered temporary folders, which pytest prunes by rules of
+    # its own across sessions: a server whose data folder vanishes shuts down under every later test.
+    pgdata = Path(tempfile.mkdtemp(prefix="autopicker-test-pg-"))
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
         yield Database(url=server.get_uri(), embedded=True)
     finally:
