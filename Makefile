@@ -27,10 +27,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+## Lint, format check, types, and the import contracts between the parts (pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)
-	$(BIN)/ruff check ingest router tests benchmarks
-	$(BIN)/ruff format --check ingest router tests benchmarks
-	$(BIN)/mypy ingest router
+	$(BIN)/ruff check autopicker ingest router tests benchmarks
+	$(BIN)/ruff format --check autopicker ingest router tests benchmarks
+	$(BIN)/mypy autopicker ingest router
+	$(BIN)/lint-imports
 
 ## Benchmarks (not part of the tests): each prints its figure on the last line. BENCH_ROWS=N to resize.
 BENCH_ROWS ?= 1000000

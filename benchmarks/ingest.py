@@ -251,8 +251,8 @@ def run_ingest(database: db.Database, prefix: Path) -> tuple[float, int, dict]:
     process = subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            "from ingest.cli import main; main()",
+            "-m",
+            "autopicker",
             "ingest",
             "files",
             str(prefix),

@@ -40,8 +40,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest import db  # noqa: E402
-from ingest.dbt_runner import run_dbt  # noqa: E402
 from ingest.raw import ensure_raw_schema  # noqa: E402
+from ingest.warehouse.dbt import run_dbt  # noqa: E402
 
 logger = logging.getLogger("benchmarks.views")
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import UserError
+from autopicker.errors import UserError
 
 logger = logging.getLogger(__name__)
 

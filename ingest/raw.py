@@ -7,8 +7,9 @@ from functools import cache
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from autopicker.errors import UserError
+
 from .db import Database
-from .errors import UserError
 from .schema import ensure_schema
 
 

@@ -126,7 +126,7 @@ ingest_state = Table(
     Column("type", Text, nullable=False),
     Column("watermark", TS, nullable=False),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
-    # The range an interrupted run left half-read (see ingest.api_ingest): [range_from, range_before) is
+    # The range an interrupted run left half-read (see ingest.sources.api): [range_from, range_before) is
     # still to be read, and once it is, the watermark moves to range_until. NULL when nothing is pending.
     Column("range_from", TS),
     Column("range_before", TS),
@@ -142,7 +142,7 @@ export_state = Table(
     Column("last_manifest_key", Text, nullable=False),
     Column("runs_loaded", Integer, nullable=False, server_default=text("0")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
-    # See ingest.s3_export: files loaded from runs that are not complete yet (object key -> ETag), and
+    # See ingest.sources.s3: files loaded from runs that are not complete yet (object key -> ETag), and
     # runs that failed their checks (tried again on every later ingest).
     Column("pending_files", JSONB),
     Column("failed_manifests", ARRAY(Text)),

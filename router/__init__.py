@@ -9,8 +9,9 @@ print(result.model, result.answer, [a.reason for a in result.attempts])
 
 from __future__ import annotations
 
+from autopicker.clock import Clock, ManualClock, SystemClock
+
 from .catalog import Catalog, Cost, Limits, ModelSpec
-from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     AllModelsFailed,
     CatalogError,

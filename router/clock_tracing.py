@@ -5,9 +5,9 @@ SDK and carry the simulated times. OpenTelemetry spans accept explicit ``start_t
 the SDK only forwards an end time, and stamps events with ``time.time_ns()`` itself. So instead of patching
 the SDK or rewriting times after the fact, this provider is handed to it (``Langfuse(tracer_provider=...)``):
 its tracer starts every span, and its spans end, at the clock's current time, whatever time the caller read
-from the wall. With a :class:`~router.clock.SystemClock` that is the ordinary behaviour; with a
-:class:`~router.clock.ManualClock` the whole trace lives in simulated time. Everything else (ids, sampling,
-processors, the Langfuse exporter) is the standard OpenTelemetry SDK.
+from the wall. With a :class:`~autopicker.clock.SystemClock` that is the ordinary behaviour; with a
+:class:`~autopicker.clock.ManualClock` the whole trace lives in simulated time. Everything else (ids,
+sampling, processors, the Langfuse exporter) is the standard OpenTelemetry SDK.
 
 :class:`SeededIdGenerator` makes trace and span ids reproducible for a simulation seed.
 """
@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.util import types
 
-from .clock import Clock
+from autopicker.clock import Clock
 
 
 def _clock_ns(clock: Clock) -> int:

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from .clock import Clock, SystemClock
+from autopicker.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from langfuse import Langfuse

@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from autopicker.clock import Clock, SystemClock
+
 from . import dispatch, dispatch_async
 from .breaker import CircuitBreaker
 from .catalog import Catalog, ModelSpec
-from .clock import Clock, SystemClock
 from .limits import InProcessLimiter, Limiter
 from .ordering import ORDERS, LatencyTracker
 from .provider import Messages, Provider

@@ -25,8 +25,9 @@ from typing import Any, cast
 
 import openai
 
+from autopicker.clock import Clock, SystemClock
+
 from .catalog import ModelSpec
-from .clock import Clock, SystemClock
 from .errors import (
     ProviderConnectionError,
     ProviderContextLength,

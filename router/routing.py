@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from autopicker.clock import Clock
+
 from .breaker import CircuitBreaker
 from .catalog import Catalog, Cost, ModelSpec
-from .clock import Clock
 from .errors import AllModelsFailed, ProviderContextLength, ProviderError, ProviderRateLimited
 from .limits import NEVER, Decision, Limiter
 from .ordering import LatencyTracker, order_candidates

@@ -1,7 +1,7 @@
 """``autopicker simulate``: days of router traffic in seconds, traced through the real Langfuse SDK to files.
 
 The workload (``workload``) runs through an :class:`~router.llm.AutoPickerLLM` whose provider is simulated
-and whose clock is a :class:`~router.clock.ManualClock` set to each request's arrival time. Its traces go
+and whose clock is a :class:`~autopicker.clock.ManualClock` set to each request's arrival time. Its traces go
 through the Langfuse SDK into the offline sink (``export_sink``), with a
 :class:`~router.clock_tracing.ClockTracerProvider` so every observation carries the simulated time. The sink
 writes one export run per simulated UTC day, like a daily scheduled export, plus the last, partial day at the
@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autopicker.clock import ManualClock, SystemClock
+
 from .catalog import Catalog, Limits
-from .clock import ManualClock, SystemClock
 from .clock_tracing import ClockTracerProvider, SeededIdGenerator
 from .errors import AllModelsFailed
 from .export_sink import ExportRun, offline_client

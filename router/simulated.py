@@ -4,8 +4,8 @@ Each model gets a :class:`Behaviour`: latency (log-normal around a median), the 
 how its tokenizer compares with the router's estimate, how long its answers are, and the quota the "provider"
 enforces (by default the catalog's). Past that quota it answers 429 with the wait until capacity frees up,
 like a real provider; a prompt longer than the window gets a context-length error. Time passes by sleeping on
-the clock, so on a :class:`~router.clock.ManualClock` a simulated minute costs nothing. The same seed and the
-same sequence of calls give the same answers, usage, errors and latencies.
+the clock, so on a :class:`~autopicker.clock.ManualClock` a simulated minute costs nothing. The same seed and
+the same sequence of calls give the same answers, usage, errors and latencies.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from autopicker.clock import Clock, SystemClock
+
 from .catalog import Limits, ModelSpec
-from .clock import Clock, SystemClock
 from .errors import (
     ProviderContextLength,
     ProviderError,

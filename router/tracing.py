@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, SystemClock
+from autopicker.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from langfuse import Langfuse

@@ -1,0 +1,34 @@
+"""``autopicker db``: the warehouse database (embedded unless ``DATABASE_URL`` is set)."""
+
+from __future__ import annotations
+
+import typer
+
+from autopicker.cli.console import output_console
+from autopicker.errors import UserError
+from ingest import db
+
+db_app = typer.Typer(
+    help="The warehouse database (embedded unless DATABASE_URL is set).", no_args_is_help=True
+)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (password masked), starting the embedded server if needed."""
+    output_console().print(db.resolve().redacted(), highlight=False, soft_wrap=True)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    if db.configured_url():
+        raise UserError("DATABASE_URL is set, so there is no embedded server to stop.")
+    stopped = db.stop_embedded()
+    output_console().print(
+        "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,101 @@
+"""``autopicker demo``: the whole pipeline on simulated traffic, on a fresh machine, in one command.
+
+Simulated router traffic (AutoPickerLLM over seeded simulated providers, traced through the Langfuse SDK into
+the offline sink) -> a Langfuse blob-storage export folder -> ``ingest files`` -> ``dbt build`` -> the five
+fallback views printed as tables. The export lands in ``.autopicker/demo-export`` (emptied first, so repeated
+demos do not pile up files); its timestamps are spread over the days before now so the 7-day views are full.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+
+from autopicker.cli.console import output_console
+from autopicker.errors import UserError
+from ingest import db
+from ingest.warehouse.dbt import run_dbt
+
+logger = logging.getLogger(__name__)
+
+DEMO_PROJECT = "autopicker-demo"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    requests: int = 2_000
+    seed: int = 42
+    days: float = 7.0
+    limit: int = 10
+
+
+def run_demo(console: Console, options: DemoOptions) -> int:
+    """Run the four steps and return the exit code: the worst of the ingest's and dbt's."""
+    from autopicker.cli.progress import make_reporter
+    from autopicker.cli.warehouse import render_views
+    from ingest.raw import ensure_raw_schema
+    from ingest.sources.files import ingest_files
+    from ingest.warehouse.views import fetch_views
+    from router.simulate import simulate
+
+    database = db.resolve()
+    where = "embedded PostgreSQL" if database.embedded else database.redacted()
+    console.print(f"warehouse: {where}", highlight=False)
+
+    out = db.home_dir() / "demo-export"
+    console.print(Rule("1/4 simulate router traffic"))
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        out.mkdir(parents=True)
+        summary = simulate(
+            out, requests=options.requests, seed=options.seed, days=options.days, project_id=DEMO_PROJECT
+        )
+    except OSError as exc:
+        raise UserError(f"Cannot write the demo export to {out}: {exc.strerror or exc}.") from None
+    stats = summary.stats
+    console.print(
+        f"{stats['total_requests']:,} requests, {stats['fallback_requests']:,} fell back "
+        f"({stats['rate_limit_fallbacks']:,} rate-limit and {stats['context_length_fallbacks']:,} "
+        f"context-length fallback events), {stats['failed_requests']:,} failed; "
+        f"{summary.rows:,} observations in {len(summary.runs)} export runs",
+        highlight=False,
+    )
+
+    console.print(Rule("2/4 ingest the export into langfuse_raw"))
+    reporter = make_reporter()
+    result = ingest_files(database, [str(out)], reporter=reporter)
+    reporter.summary(result)
+
+    console.print(Rule("3/4 dbt build"))
+    ensure_raw_schema(database)
+    dbt_code = run_dbt(["build"], database)
+
+    console.print(Rule("4/4 the five fallback views (schema analytics)"))
+    render_views(fetch_views(database, options.limit), console)
+    console.print(
+        "Next: `autopicker show` prints the views again, `autopicker db url` gives the connection for a "
+        "BI tool, `autopicker db stop` stops the embedded server.",
+        highlight=False,
+    )
+    return max(result.exit_code, dbt_code)
+
+
+def demo(
+    requests: Annotated[int, typer.Option("--requests", "-n", min=1, help="Requests to simulate.")] = 2_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated workload.")] = 42,
+    days: Annotated[float, typer.Option("--days", min=0.01, help="Spread over the last D days.")] = 7.0,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows per view.")] = 10,
+) -> None:
+    """The main job end to end: simulate router traffic, ingest its export, `dbt build`, print the views."""
+    options = DemoOptions(requests=requests, seed=seed, days=days, limit=limit)
+    raise typer.Exit(run_demo(output_console(), options))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,200 @@
+"""``autopicker nightly``: the unattended job. Ingest every source, then ``dbt build``, then ``dbt source
+freshness``, under the warehouse's nightly lock (:mod:`ingest.warehouse.nightly` holds the configuration
+and the lock; docs/nightly.md the rules).
+
+Every step runs even when an earlier one failed (a failed ingest still leaves the warehouse consistent, and
+the build then covers what did load; freshness says how stale the data is); the summary table lists each
+step, and the exit code is 1 when any step failed or rejected rows, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from autopicker.cli.console import output_console
+from autopicker.clock import SystemClock
+from autopicker.errors import UserError
+from ingest import db
+from ingest.warehouse.nightly import CONFIG_ENV, SOURCES_ENV, NightlyConfig, load_config, nightly_lock
+
+console = output_console()
+err_console = output_console(stderr=True)
+
+
+@dataclass
+class Step:
+    """One step of the job and how it went: status is ok, rejected rows or failed."""
+
+    name: str
+    status: str = "ok"
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "ok"
+
+
+def run_nightly(database: db.Database, config: NightlyConfig, *, wait: bool = False) -> list[Step]:
+    """Run the job; returns its steps (a step that raised is recorded as failed with its sentence)."""
+    steps: list[Step] = []
+    with nightly_lock(database, wait=wait, on_wait=lambda text: err_console.print(text, highlight=False)):
+        for source in config.sources:
+            steps.append(_timed(f"ingest {source}", functools.partial(_ingest, database, source, config)))
+        steps.append(_timed("dbt build", lambda step: _dbt(["build"], database, step)))
+        steps.append(
+            _timed("dbt source freshness", lambda step: _dbt(["source", "freshness"], database, step))
+        )
+    return steps
+
+
+def _timed(name: str, action: Callable[[Step], None]) -> Step:
+    step = Step(name)
+    started = time.monotonic()
+    console.rule(name, style="dim")
+    try:
+        action(step)
+    except UserError as exc:
+        step.status, step.detail = "failed", str(exc)
+    step.seconds = time.monotonic() - started
+    return step
+
+
+def _ingest(database: db.Database, source: str, config: NightlyConfig, step: Step) -> None:
+    if source == "api":
+        _ingest_api(database, config.api, step)
+        return
+    from autopicker.cli.progress import make_reporter
+
+    with_io = bool(config.files.get("with_io", False))
+    latency_unit = str(config.files.get("latency_unit", "auto"))
+    reporter = make_reporter()
+    if source.startswith("s3://"):
+        from ingest.sources.s3 import ingest_s3
+
+        result = ingest_s3(database, [source], reporter=reporter, with_io=with_io, latency_unit=latency_unit)
+    else:
+        from ingest.sources.files import ingest_files
+
+        result = ingest_files(
+            database, [source], reporter=reporter, with_io=with_io, latency_unit=latency_unit
+        )
+    reporter.summary(result)
+    t = result.totals
+    step.detail = f"{len(result.files):,} files, {t.loaded:,} rows loaded"
+    if result.errors:
+        step.status = "failed"
+        step.detail += f"; {len(result.errors)} errors, the first: {result.errors[0]}"
+    elif t.rejected:
+        step.status = "rejected rows"
+        step.detail += f", {t.rejected:,} rejected (langfuse_raw.rejected_rows)"
+
+
+def _ingest_api(database: db.Database, settings: dict[str, Any], step: Step) -> None:
+    from autopicker.cli.ingest import ingest_with_progress, render_report
+    from autopicker.durations import parse_duration
+    from ingest.sources.api import ApiIngestOptions
+    from ingest.sources.langfuse_client import Credentials, LangfuseReader, RetryPolicy
+
+    options = ApiIngestOptions(
+        overlap=parse_duration(str(settings.get("overlap", "15m")), "[api] overlap"),
+        page_size=int(settings.get("page_size", 1000)),
+        with_io=bool(settings.get("with_io", False)),
+    )
+    clock = SystemClock()
+    reader = LangfuseReader(
+        Credentials.from_env(),
+        clock=clock,
+        requests_per_minute=int(settings.get("requests_per_minute", 30)),
+        timeout=float(settings.get("timeout", 60.0)),
+        retry=RetryPolicy(max_retries=int(settings.get("max_retries", 6))),
+    )
+    try:
+        report = ingest_with_progress(database, reader, options, clock)
+    finally:
+        reader.close()
+    render_report(report, console)
+    s = report.stats
+    step.detail = f"{s.rows_read:,} rows read, {s.loaded:,} loaded ({report.requests:,} requests)"
+    if s.rejected:
+        step.status = "rejected rows"
+        step.detail += f", {s.rejected:,} rejected (langfuse_raw.rejected_rows)"
+
+
+def _dbt(args: list[str], database: db.Database, step: Step) -> None:
+    from ingest.warehouse.dbt import run_dbt
+
+    code = run_dbt(args, database)
+    if code == 1:
+        step.status, step.detail = "failed", "a model, test or source check failed (see dbt's log above)"
+    elif code:
+        step.status, step.detail = "failed", f"dbt itself failed (exit code {code}; see its log above)"
+
+
+def render_steps(steps: list[Step], out: Console) -> None:
+    """The job's summary: one row per step."""
+    table = Table(title="autopicker nightly", title_justify="left", box=box.SIMPLE)
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("details")
+    for step in steps:
+        status = step.status if not step.failed else f"[red]{step.status}[/red]"
+        table.add_row(step.name, status, f"{step.seconds:,.1f} s", step.detail)
+    out.print(table)
+
+
+def nightly_command(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help=f"TOML file with sources, [api] and [files] settings (default: ${CONFIG_ENV}).",
+            dir_okay=False,
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help=f"What to ingest: api, s3://bucket/prefix/ or a folder (repeatable; default: "
+            f"${SOURCES_ENV}, the config file, else api).",
+            show_default=False,
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If another nightly job is running on this warehouse, wait for it instead of exiting.",
+        ),
+    ] = False,
+) -> None:
+    """Ingest (Langfuse API or exports), then dbt build, then dbt source freshness; exit 1 on any failure."""
+    settings = load_config(config, cli_sources=source)
+    database = db.resolve()
+    steps = run_nightly(database, settings, wait=wait)
+    render_steps(steps, console)
+    failed = [s for s in steps if s.failed]
+    if failed:
+        err_console.print(
+            f"error: {len(failed)} of {len(steps)} steps failed: "
+            + "; ".join(f"{s.name}: {s.detail or s.status}" for s in failed),
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("nightly")(nightly_command)

@@ -1,0 +1,446 @@
+"""``autopicker ingest files PATH...``: find Langfuse export files, check them against their manifests, load.
+
+A PATH is a file, a folder, or a blob-storage export prefix copied locally
+(``{prefix}{projectId}/{table}/{YYYY-MM-DDTHH-MM-SS}.{ext}[.gz]`` with manifests in
+``{prefix}{projectId}/manifests/``). Decisions a user can rely on (docs/ingest.md says the same):
+
+- Tables ``observations_v2/`` and ``observations/`` load; ``traces/`` and ``scores/`` (and UI exports of
+  those) are ignored with a note. In a plain folder every file with a known extension is loaded.
+- Under an export prefix that has a ``manifests/`` folder, a run is complete only when its manifest exists:
+  the files a manifest lists are loaded; a file no manifest lists (a run still being written) is skipped
+  with a warning, unless it is named explicitly on the command line. A listed file that is missing is an
+  error naming it. After a listed file is loaded, its row count must equal the manifest's ``rowCount``;
+  otherwise that is an error. Each file is still one transaction of its own: the other files of the run
+  (and the rows of a file whose count disagrees) stay loaded, since every row is loaded idempotently; a file
+  whose count disagrees is not recorded as loaded, so the next run checks it again. Any of these errors
+  makes the exit code 1.
+- A file whose content (SHA-256) was loaded before is skipped unless ``force``.
+- A file that cannot be read at all is reported in one sentence; nothing from it is loaded and the other
+  files still load.
+- One row in ``langfuse_raw.load_batches`` per run; ``_source_file`` is the manifest's object key for
+  export files, else the path as given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import psycopg
+
+from autopicker.errors import UsageError, UserError
+from ingest.chunks import Chunk, ParseOptions, ParserFailed, ParserProcess
+from ingest.db import Database
+from ingest.loader import LoadStats, copy_suffix, finish_batch, load_chunks, start_batch
+from ingest.readers import SUPPORTED, FileFormat, FileSource, UnreadableFile, detect_format
+
+logger = logging.getLogger(__name__)
+
+LOADED_TABLES = ("observations_v2", "observations")
+IGNORED_TABLES = ("traces", "scores")
+_UI_EXPORT = re.compile(r"\d+-lf-(?P<table>[a-z_]+)-export-.+", re.IGNORECASE)
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class FileTask:
+    """One file to load."""
+
+    path: Path
+    name: str  # shown to the user and stored as _source_file
+    fmt: FileFormat
+    size: int
+    expected_rows: int | None = None  # the manifest's rowCount
+    manifest: str | None = None  # the manifest that lists the file
+    content_hash: str = ""  # SHA-256 of the file, once read
+
+
+class Reporter(Protocol):
+    """What a file ingest tells as it goes (the command line draws it: :mod:`autopicker.cli.progress`)."""
+
+    def note(self, text: str) -> None: ...
+
+    def warning(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+    def start(self, tasks: list[FileTask]) -> None: ...
+
+    def file_started(self, task: FileTask) -> None: ...
+
+    def file_progress(self, task: FileTask, rows: int, position: int | None) -> None: ...
+
+    def file_done(self, result: FileResult) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Plan:
+    """What a run will load, and what it found wrong or left out before loading anything."""
+
+    tasks: list[FileTask] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileResult:
+    task: FileTask
+    status: str  # "loaded", "already loaded" or "failed"
+    stats: LoadStats = field(default_factory=LoadStats)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    batch_id: int | None
+    files: list[FileResult]
+    totals: LoadStats
+    notes: list[str]
+    warnings: list[str]
+    errors: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors or self.totals.rejected else 0
+
+
+# -- planning ------------------------------------------------------------------------------------------
+
+
+def plan_files(args: Sequence[str]) -> Plan:
+    """Resolve the command line's PATHs into files to load; a PATH that is not there is a usage error."""
+    if not args:
+        raise UsageError("Give at least one file or folder to load.")
+    for arg in args:
+        if not Path(arg).exists():
+            raise UsageError(f"{arg} does not exist.")
+    plan = Plan()
+    seen: set[Path] = set()
+    ignored: Counter[str] = Counter()
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            _plan_folder(path, plan, seen, ignored)
+        else:
+            _plan_explicit(path, plan, seen, ignored)
+    for what, count in sorted(ignored.items()):
+        plan.notes.append(f"ignored {count} {what}")
+    return plan
+
+
+def _plan_explicit(path: Path, plan: Plan, seen: set[Path], ignored: Counter[str]) -> None:
+    fmt = detect_format(path.name)
+    if fmt is None:
+        raise UsageError(f"{path}: cannot tell the format from the name (expected {SUPPORTED}).")
+    table = _table_of(path)
+    if table in IGNORED_TABLES:
+        ignored[f"file(s) of table {table} (only observations are loaded)"] += 1
+        return
+    project = path.parent.parent if path.parent.name in LOADED_TABLES else None
+    # A file named explicitly loads even if no manifest lists it; when one does, its row count is checked.
+    listing = _manifest_listing(project, Plan()) if project is not None and _has_manifests(project) else {}
+    entry = listing.get(path.resolve())
+    _add_task(path, fmt, plan, seen, entry)
+
+
+def _plan_folder(folder: Path, plan: Plan, seen: set[Path], ignored: Counter[str]) -> None:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
+    listings: dict[Path, dict[Path, dict[str, Any]]] = {}
+    for path in files:  # every run with a manifest here is checked, even one whose files are all missing
+        manifests_of = path.parent.parent
+        if path.parent.name == "manifests" and manifests_of not in listings:
+            listings[manifests_of] = _manifest_listing(manifests_of, plan)
+    for path in files:
+        parent = path.parent
+        if parent.name == "manifests":
+            continue  # a manifests/ folder holds manifests, read with their project above
+        table = _table_of(path)
+        if table in IGNORED_TABLES:
+            ignored[f"file(s) of table {table} (only observations are loaded)"] += 1
+            continue
+        entry = None
+        project = parent.parent if parent.name in LOADED_TABLES else None
+        if project is not None and _has_manifests(project):
+            if project not in listings:
+                listings[project] = _manifest_listing(project, plan)
+            entry = listings[project].get(path.resolve())
+            if entry is None:
+                plan.warnings.append(
+                    f"skipped {path}: no manifest lists it, so its export run is not complete "
+                    "(name the file to load it anyway)"
+                )
+                continue
+        fmt = detect_format(path.name)
+        if fmt is None:
+            ignored["file(s) with an unknown extension"] += 1
+            continue
+        _add_task(path, fmt, plan, seen, entry)
+
+
+def _add_task(path: Path, fmt: FileFormat, plan: Plan, seen: set[Path], entry: dict[str, Any] | None) -> None:
+    resolved = path.resolve()
+    if resolved in seen:
+        return
+    seen.add(resolved)
+    task = FileTask(path=path, name=str(path), fmt=fmt, size=path.stat().st_size)
+    if entry is not None:
+        task.name = entry["key"]
+        task.expected_rows = entry.get("rowCount")
+        task.manifest = entry["manifest"]
+    plan.tasks.append(task)
+
+
+def _table_of(path: Path) -> str | None:
+    """The export table a file belongs to, from its folder or from a UI export's file name."""
+    if path.parent.name in LOADED_TABLES + IGNORED_TABLES:
+        return path.parent.name
+    match = _UI_EXPORT.fullmatch(path.name)
+    return match.group("table").lower() if match else None
+
+
+def _has_manifests(project: Path) -> bool:
+    return (project / "manifests").is_dir()
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One observations file an export run's manifest lists."""
+
+    key: str  # the object key, as the manifest writes it
+    relative: str  # "{table}/{file name}": where the file sits under its project's prefix
+    row_count: int | None
+
+
+def read_manifest(text: str | bytes, shown: str) -> tuple[list[ManifestEntry], list[str]]:
+    """The observations files a manifest lists (other tables left out), and what is wrong with it, one
+    sentence each. ``shown`` names the manifest in those sentences."""
+    try:
+        document = json.loads(text)
+        entries = document["files"]
+        if not isinstance(entries, list):
+            raise TypeError("files is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        return [], [f"manifest {shown} cannot be read ({exc}); its run's files are not loaded."]
+    listed, errors = [], []
+    for entry in entries:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key:
+            errors.append(f"manifest {shown} has a file entry without a key.")
+            continue
+        parts = PurePosixPath(key).parts
+        table = entry.get("table") or (parts[-2] if len(parts) >= 2 else "")
+        if table not in LOADED_TABLES:
+            continue
+        count = entry.get("rowCount")
+        listed.append(
+            ManifestEntry(
+                key=key,
+                # Keys hold the export prefix; the file is found in its table folder under the project.
+                relative="/".join(parts[-2:]),
+                row_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+            )
+        )
+    return listed, errors
+
+
+def _manifest_listing(project: Path, plan: Plan) -> dict[Path, dict[str, Any]]:
+    """Files the project's manifests list (resolved local path -> entry with key, rowCount, manifest);
+    missing listed files and unreadable manifests are added to the plan's errors."""
+    listing: dict[Path, dict[str, Any]] = {}
+    for manifest in sorted((project / "manifests").glob("*.json")):
+        shown = f"{project.name}/manifests/{manifest.name}"
+        try:
+            text = manifest.read_bytes()
+        except OSError as exc:
+            text = b""  # read_manifest reports it as unreadable
+            logger.debug("cannot read %s: %s", manifest, exc)
+        entries, errors = read_manifest(text, shown)
+        plan.errors += errors
+        for entry in entries:
+            local = project / entry.relative
+            if not local.is_file():
+                plan.errors.append(f"manifest {shown} lists {entry.key}, but that file is missing.")
+                continue
+            listing[local.resolve()] = {"key": entry.key, "rowCount": entry.row_count, "manifest": shown}
+    return listing
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
+
+def content_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes, as stored (compressed files are hashed compressed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_files(
+    database: Database | Callable[[], Database],
+    args: Sequence[str],
+    *,
+    reporter: Reporter,
+    with_io: bool = False,
+    force: bool = False,
+    latency_unit: str = "auto",
+) -> RunResult:
+    """Load the files ``args`` name; progress, warnings and errors go to ``reporter`` as they happen.
+
+    ``database`` may be a callable (such as :func:`ingest.db.resolve`), called only once the PATHs are
+    known to be good, so a usage error never starts a server."""
+    from ingest.raw import ensure_raw_schema
+
+    plan = plan_files(args)
+    for note in plan.notes:
+        reporter.note(note)
+    for warning in plan.warnings:
+        reporter.warning(warning)
+    for error in plan.errors:
+        reporter.error(error)
+    result = RunResult(None, [], LoadStats(), plan.notes, plan.warnings, list(plan.errors))
+    if not plan.tasks:
+        reporter.note("no files to load")
+        return result
+    if not isinstance(database, Database):
+        database = database()
+    # Every file to load is handed to one parser process: it parses them in order, each while the one before
+    # is still being written. It is started first, so that its interpreter starts while the schema is checked,
+    # and it is given the first file as soon as that file is known to be loaded.
+    with ParserProcess() as parser:
+        ensure_raw_schema(database)
+        with database.connect() as conn:
+            result.batch_id = start_batch(conn, "files: " + " ".join(args))
+            options = ParseOptions(with_io=with_io, latency_unit=latency_unit, suffix="")
+            seen: dict[str, str] = {}
+            outcomes: list[FileResult | None] = []
+            tickets: dict[int, int] = {}
+            for part in (plan.tasks[:1], plan.tasks[1:]):
+                first = len(outcomes)
+                outcomes += _check_contents(conn, part, force, seen)
+                for i, task in enumerate(part, first):
+                    if outcomes[i] is None:
+                        suffix = copy_suffix(task.name, result.batch_id)
+                        tickets[i] = parser.submit(
+                            FileSource(task.path, task.name, task.fmt), replace(options, suffix=suffix)
+                        )
+            reporter.start(plan.tasks)
+            try:
+                for i, task in enumerate(plan.tasks):
+                    reporter.file_started(task)
+                    outcome = outcomes[i]
+                    if outcome is None:
+                        outcome = _load_file(conn, task, parser.chunks(tickets[i]), result.batch_id, reporter)
+                    result.files.append(outcome)
+                    result.totals.add(outcome.stats)
+                    if outcome.error:
+                        result.errors.append(outcome.error)
+                        reporter.error(outcome.error)
+                    reporter.file_done(outcome)
+            finally:
+                reporter.stop()
+            finish_batch(conn, result.batch_id, result.totals)
+    return result
+
+
+def _check_contents(
+    conn: psycopg.Connection, tasks: list[FileTask], force: bool, seen: dict[str, str]
+) -> list[FileResult | None]:
+    """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
+    unreadable), None for the others. ``seen`` holds the hashes of the run's files checked before (hash ->
+    name), and gets these."""
+    outcomes: list[FileResult | None] = []
+    if not tasks:
+        return outcomes
+    for task in tasks:
+        try:
+            task.content_hash = content_hash(task.path)
+        except OSError as exc:
+            outcomes.append(FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror}."))
+            continue
+        if task.content_hash in seen and not force:
+            logger.info("%s has the same content as %s", task.name, seen[task.content_hash])
+            outcomes.append(FileResult(task, "already loaded"))
+            continue
+        seen[task.content_hash] = task.name
+        outcomes.append(None)
+    if not force:
+        rows = conn.execute(
+            "SELECT content_hash FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)", (list(seen),)
+        ).fetchall()
+        conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
+        loaded = {r[0] for r in rows}
+        outcomes = [
+            FileResult(t, "already loaded") if o is None and t.content_hash in loaded else o
+            for t, o in zip(tasks, outcomes, strict=True)
+        ]
+    return outcomes
+
+
+def _load_file(
+    conn: psycopg.Connection, task: FileTask, chunks: Iterator[Chunk], batch_id: int, reporter: Reporter
+) -> FileResult:
+    started = time.monotonic()
+    mismatch: list[str] = []
+
+    def record(cur: psycopg.Cursor, stats: LoadStats) -> None:
+        if task.expected_rows is not None and stats.rows_read != task.expected_rows:
+            mismatch.append(
+                f"{task.name} has {stats.rows_read:,} rows but manifest {task.manifest} says "
+                f"{task.expected_rows:,}; its rows are loaded, and it will be checked again on the next run."
+            )
+            return
+        cur.execute(
+            "INSERT INTO langfuse_raw.loaded_files (content_hash, source_file, size_bytes, rows_read, "
+            "rows_loaded, rows_rejected, _batch_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (content_hash) DO UPDATE SET source_file = excluded.source_file, "
+            "size_bytes = excluded.size_bytes, rows_read = excluded.rows_read, "
+            "rows_loaded = excluded.rows_loaded, rows_rejected = excluded.rows_rejected, "
+            "_batch_id = excluded._batch_id, loaded_at = now()",
+            (
+                task.content_hash,
+                task.name,
+                task.size,
+                stats.rows_read,
+                stats.loaded,
+                stats.rejected,
+                batch_id,
+            ),
+        )
+
+    def progress(stats: LoadStats, position: int | None) -> None:
+        reporter.file_progress(task, stats.rows_read, position)
+
+    try:
+        stats = load_chunks(
+            conn, chunks, source=task.name, batch_id=batch_id, before_commit=record, on_chunk=progress
+        )
+    except UnreadableFile as exc:
+        return FileResult(
+            task, "failed", error=f"{exc} Nothing from it was loaded.", seconds=time.monotonic() - started
+        )
+    except ParserFailed as exc:
+        logger.error("%s", exc)
+        error = f"{task.name}: the parser failed; nothing from it was loaded."
+        return FileResult(task, "failed", error=error, seconds=time.monotonic() - started)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"Lost the database connection while loading {task.name}: {reason}") from None
+    return FileResult(task, "loaded", stats, mismatch[0] if mismatch else None, time.monotonic() - started)

@@ -1,0 +1,367 @@
+"""Reading Langfuse's public API (v2 observations, projects) through the SDK, with bounded retries.
+
+The SDK's API client (``langfuse.api.client.LangfuseAPI``) is used directly rather than the tracing client,
+which would register an exporter per public key. Its own retries are turned off, because they sleep on wall
+time and give up silently; :class:`LangfuseReader` retries instead, on an injected clock:
+
+- 429: waits what ``Retry-After`` (or ``retry-after-ms``) says, else the backoff;
+- 5xx, 408, timeouts and dropped or refused connections (``httpx.TransportError``): exponential backoff
+  (1 s, 2 s, 4 s ... at most 60 s);
+- after ``max_retries`` retries, one :class:`UserError` sentence naming the last failure;
+- 401/403: one sentence about the keys, without retrying (the secret key is never shown);
+- every attempt first takes a slot of the :class:`~ingest.sources.request_budget.RequestBudget`.
+
+A page that fails the SDK's validation (one malformed row makes the whole response invalid) is fetched once
+more as plain JSON through the same SDK client, each row is validated on its own, and only the rows that
+do not validate come back as :class:`~ingest.readers.BadRow` with the reason; the rest of the page loads.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pydantic
+
+from autopicker.clock import Clock
+from autopicker.errors import UserError
+from ingest.readers import BadRow
+from ingest.sources.request_budget import RequestBudget
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://cloud.langfuse.com"
+#: The field groups the warehouse stores (``io`` is added only with --with-io).
+WAREHOUSE_FIELDS = ("core", "basic", "time", "metadata", "model", "usage", "metrics")
+MAX_PAGE_SIZE = 1000
+#: Langfuse Cloud's Hobby limit for the general API, the most restrictive plan.
+DEFAULT_REQUESTS_PER_MINUTE = 30
+OBSERVATIONS_PATH = "api/public/v2/observations"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where and as whom to read: the SDK's standard environment variables."""
+
+    public_key: str
+    secret_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
+        """``LANGFUSE_PUBLIC_KEY``, ``LANGFUSE_SECRET_KEY`` and ``LANGFUSE_BASE_URL`` (older name
+        ``LANGFUSE_HOST``; default Langfuse Cloud)."""
+        env = os.environ if environ is None else environ
+        public_key = env.get("LANGFUSE_PUBLIC_KEY", "").strip()
+        secret_key = env.get("LANGFUSE_SECRET_KEY", "").strip()
+        if not public_key or not secret_key:
+            raise UserError(
+                "Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL for a server other "
+                "than Langfuse Cloud) to read from the Langfuse API."
+            )
+        base_url = (env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST") or DEFAULT_BASE_URL).strip()
+        if not base_url.startswith(("http://", "https://")):
+            raise UserError(f"LANGFUSE_BASE_URL must start with http:// or https://, not {base_url!r}.")
+        return cls(public_key, secret_key, base_url.rstrip("/"))
+
+    @staticmethod
+    def present(environ: Mapping[str, str] | None = None) -> bool:
+        """Whether both keys are set."""
+        env = os.environ if environ is None else environ
+        return bool(env.get("LANGFUSE_PUBLIC_KEY", "").strip() and env.get("LANGFUSE_SECRET_KEY", "").strip())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a request that failed for a reason that may pass."""
+
+    max_retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    #: A longer Retry-After is capped (a misconfigured proxy must not stall a nightly job for hours).
+    retry_after_max: float = 600.0
+
+    def backoff(self, retry: int) -> float:
+        return min(self.backoff_base * (2**retry), self.backoff_max)
+
+
+@dataclass
+class Page:
+    """One page of observations: loader items (row dicts or BadRows), next cursor, oldest start time."""
+
+    rows: list[Any]
+    cursor: str | None
+    oldest_start: datetime | None
+    #: Whether the page was re-read as plain JSON because a row failed the SDK's validation.
+    revalidated: bool = False
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class LangfuseReader:
+    """Requests to one Langfuse project's public API, paced by a budget and retried on passing failures."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        clock: Clock,
+        requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        from langfuse.api.client import LangfuseAPI
+
+        self.credentials = credentials
+        self._clock = clock
+        self._api = LangfuseAPI(
+            base_url=credentials.base_url,
+            username=credentials.public_key,
+            password=credentials.secret_key,
+            timeout=timeout,
+        )
+        self._options: dict[str, Any] = {"max_retries": 0, "timeout_in_seconds": timeout}
+        self.retry = retry or RetryPolicy()
+        self.budget = RequestBudget(requests_per_minute, clock)
+        #: Attempts sent, retries among them, and rows received, for summaries and tests.
+        self.requests = 0
+        self.retries = 0
+        self.rows_received = 0
+
+    def close(self) -> None:
+        self._api._client_wrapper.httpx_client.httpx_client.close()
+
+    # -- endpoints ----------------------------------------------------------------------------------------
+
+    def project_id(self) -> str:
+        """The id of the project the keys belong to (``GET /api/public/projects``)."""
+        projects = self._call(
+            "GET /api/public/projects", lambda: self._api.projects.get(request_options=self._options)
+        )  # type: ignore[arg-type]
+        if not projects.data:
+            raise UserError(f"The Langfuse keys at {self.credentials.base_url} give access to no project.")
+        if len(projects.data) > 1:
+            # Organisation-scoped keys see several projects; project keys (what ingest needs) see one.
+            raise UserError(
+                f"The Langfuse keys at {self.credentials.base_url} see {len(projects.data)} projects; use "
+                "the public and secret key of one project."
+            )
+        return str(projects.data[0].id)
+
+    def observations_page(
+        self,
+        *,
+        fields: str,
+        limit: int,
+        cursor: str | None = None,
+        type: str | None = None,  # noqa: A002 - the API's own name
+        name: str | None = None,
+        from_start_time: datetime | None = None,
+        to_start_time: datetime | None = None,
+    ) -> Page:
+        """One page of ``GET /api/public/v2/observations`` (newest first)."""
+        query = {
+            "fields": fields,
+            "limit": limit,
+            "cursor": cursor,
+            "type": type,
+            "name": name,
+            "from_start_time": from_start_time,
+            "to_start_time": to_start_time,
+        }
+        what = "GET /api/public/v2/observations"
+        try:
+            response = self._call(
+                what, lambda: self._api.observations.get_many(**query, request_options=self._options)
+            )  # type: ignore[arg-type]
+        except pydantic.ValidationError as exc:
+            logger.warning(
+                "a page failed the SDK's validation (%s); re-reading it row by row", _validation_reason(exc)
+            )
+            payload = self._call(what, lambda: self._raw_observations(query))
+            return _page_from_json(payload)
+        rows = [observation.dict() for observation in response.data]
+        self.rows_received += len(rows)
+        oldest = min((o.start_time for o in response.data), default=None)
+        return Page(rows, response.meta.cursor, oldest)
+
+    def _raw_observations(self, query: dict[str, Any]) -> Any:
+        from langfuse.api.core.api_error import ApiError
+
+        params = {
+            "fields": query["fields"],
+            "limit": query["limit"],
+            "cursor": query["cursor"],
+            "type": query["type"],
+            "name": query["name"],
+            "fromStartTime": _serialized(query["from_start_time"]),
+            "toStartTime": _serialized(query["to_start_time"]),
+        }
+        response = self._api._client_wrapper.httpx_client.request(
+            OBSERVATIONS_PATH,
+            method="GET",
+            params=params,
+            request_options=self._options,  # type: ignore[arg-type]
+        )
+        if not 200 <= response.status_code < 300:
+            raise ApiError(
+                status_code=response.status_code, headers=dict(response.headers), body=response.text
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise _Retryable("the answer was not JSON") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise UserError(
+                "Langfuse answered GET /api/public/v2/observations with something that is not a "
+                "page of observations."
+            )
+        self.rows_received += len(payload["data"])
+        return payload
+
+    # -- retries -----------------------------------------------------------------------------------------
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        from langfuse.api.core.api_error import ApiError
+
+        retry = 0
+        while True:
+            self.budget.acquire()
+            self.requests += 1
+            try:
+                try:
+                    return request()
+                except ApiError as exc:
+                    raise self._classify(exc, what) from None
+                except httpx.TimeoutException:
+                    raise _Retryable("the request timed out") from None
+                except httpx.TransportError as exc:
+                    raise _Retryable(f"the connection failed ({_transport_reason(exc)})") from None
+            except _Retryable as failure:
+                if retry >= self.retry.max_retries:
+                    raise UserError(
+                        f"Langfuse at {self.credentials.base_url} did not answer {what} after "
+                        f"{retry + 1} attempts (last: {failure.reason})."
+                    ) from None
+                delay = failure.delay if failure.delay is not None else self.retry.backoff(retry)
+                logger.warning("%s: %s; retrying in %.1f s", what, failure.reason, delay)
+                retry += 1
+                self.retries += 1
+                self._clock.sleep(delay)
+
+    def _classify(self, exc: Any, what: str) -> Exception:
+        status = exc.status_code or 0
+        if status in (401, 403):
+            return UserError(
+                f"Langfuse at {self.credentials.base_url} refused the API keys (HTTP {status}): check "
+                "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, and that they belong to this server."
+            )
+        if status == 429:
+            delay = _retry_after(exc.headers or {}, self._clock.time())
+            if delay is not None:
+                delay = min(max(delay, 0.0), self.retry.retry_after_max)
+            return _Retryable("HTTP 429, rate limited", delay)
+        if status >= 500 or status == 408:
+            return _Retryable(f"HTTP {status}")
+        return UserError(
+            f"Langfuse at {self.credentials.base_url} answered {what} with HTTP {status}: "
+            f"{_body_message(exc.body)}."
+        )
+
+
+def _page_from_json(payload: dict[str, Any]) -> Page:
+    """A page from plain JSON: rows that fail the SDK's model are BadRows, the others load as they are."""
+    from langfuse.api.commons.types.observation_v2 import ObservationV2
+    from langfuse.api.core.pydantic_utilities import parse_obj_as
+
+    rows: list[Any] = []
+    starts: list[datetime] = []
+    for raw in payload["data"]:
+        if not isinstance(raw, dict):
+            reason = f"the API returned {type(raw).__name__} instead of an observation"
+            rows.append(BadRow(reason, _json(raw)))
+            continue
+        try:
+            observation = parse_obj_as(ObservationV2, raw)
+        except pydantic.ValidationError as exc:
+            rows.append(
+                BadRow(
+                    f"the row does not match the Langfuse API's schema: {_validation_reason(exc)}", _json(raw)
+                )
+            )
+            continue
+        rows.append(raw)
+        starts.append(observation.start_time)
+    meta = payload.get("meta")
+    cursor = meta.get("cursor") if isinstance(meta, dict) else None
+    return Page(rows, cursor or None, min(starts, default=None), revalidated=True)
+
+
+def _validation_reason(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        path = [str(p) for p in error["loc"] if p != "data" and not isinstance(p, int)]
+        if path:  # the API's own (camelCase) name of the field, as in the row's raw text
+            path[0] = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path[0])
+        parts.append(f"{'.'.join(path)}: {error['msg']}" if path else error["msg"])
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    millis = lowered.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:  # the other form HTTP allows: a date
+        return email.utils.parsedate_to_datetime(value).timestamp() - now
+    except (TypeError, ValueError):
+        return None
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _body_message(body: Any) -> str:
+    if isinstance(body, dict):
+        body = body.get("message") or body.get("error") or body
+    text = body if isinstance(body, str) else orjson.dumps(body, default=str).decode()
+    text = " ".join(text.split())
+    return (text[:200] + "...") if len(text) > 200 else text.rstrip(".")
+
+
+def _serialized(moment: datetime | None) -> str | None:
+    from langfuse.api.core.datetime_utils import serialize_datetime
+
+    return None if moment is None else serialize_datetime(moment)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()

@@ -1,0 +1,78 @@
+"""Run dbt against the warehouse database, in process.
+
+dbt reads its connection from the standard libpq variables through the project's ``profiles.yml``; this module
+sets them from :func:`ingest.db.resolve` (embedded server or ``DATABASE_URL``) for the duration of one
+invocation, so ``autopicker build`` and a plain ``dbt build`` with ``PG*`` exported behave the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ingest.db import Database, project_dir
+
+logger = logging.getLogger(__name__)
+
+#: Commands that accept ``--project-dir`` / ``--profiles-dir``.
+_PROJECT_COMMANDS = {
+    "build",
+    "run",
+    "test",
+    "seed",
+    "snapshot",
+    "compile",
+    "show",
+    "parse",
+    "ls",
+    "list",
+    "docs",
+    "source",
+    "run-operation",
+    "debug",
+    "deps",
+    "clean",
+    "retry",
+    "clone",
+}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def dbt_env(database: Database) -> dict[str, str]:
+    """Environment for a dbt run against ``database``."""
+    return database.libpq_env() | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def run_dbt(args: Sequence[str], database: Database, project: Path | None = None) -> int:
+    """Run one dbt command (``["build"]``, ``["test", "--select", "x"]``...) and return dbt's exit code:
+    0 success, 1 a model or test failed, 2 dbt itself failed."""
+    from dbt.cli.main import dbtRunner
+
+    project = project or project_dir()
+    argv = list(args)
+    if argv and argv[0] in _PROJECT_COMMANDS and "--project-dir" not in argv:
+        argv += ["--project-dir", str(project)]
+        if "--profiles-dir" not in argv:
+            argv += ["--profiles-dir", str(project)]
+    with _environment(dbt_env(database)):
+        result = dbtRunner().invoke(argv)
+    if result.exception is not None:
+        logger.debug("dbt raised", exc_info=result.exception)
+        return 2
+    return 0 if result.success else 1

@@ -1,0 +1,145 @@
+"""`autopicker nightly`: ingest, dbt build, source freshness, one job at a time per warehouse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from autopicker.errors import UsageError, UserError
+from ingest.db import Database
+from ingest.warehouse.nightly import NIGHTLY_LOCK, load_config, nightly_lock
+from tests.support.api import REPO, observation, subprocess_env, wait_until
+from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
+
+CLI = [sys.executable, "-m", "autopicker"]
+
+
+@pytest.fixture
+def server() -> Iterator[LangfuseAPIServer]:
+    now = datetime.now(UTC)
+    state = LangfuseState()
+    for i in range(6):
+        start = now - timedelta(hours=i + 1)
+        state.observations.append(observation(f"gen-{i}", "GENERATION", start))
+        if i % 2 == 0:
+            state.observations.append(observation(f"ev-{i}", "EVENT", start + timedelta(milliseconds=5)))
+    with LangfuseAPIServer(state) as running:
+        yield running
+
+
+def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_once(
+    database: Database, server: LangfuseAPIServer, tmp_path: Path
+) -> None:
+    env = subprocess_env(database, server, tmp_path) | {"AUTOPICKER_SOURCES": "api"}
+    server.state.faults.append(Fault("hold"))  # the first job stays in its ingest until released
+    first = subprocess.Popen(
+        [*CLI, "nightly"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_until(server.state.observation_requests, alive=lambda: first.poll() is None), (
+            first.communicate()
+        )
+
+        second = subprocess.run(
+            [*CLI, "nightly"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+
+        assert second.returncode == 1
+        assert second.stderr.startswith("error: Another `autopicker nightly` is running on this warehouse")
+        assert "--wait" in second.stderr and "Traceback" not in second.stderr
+        server.state.release.set()
+        out, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, out + err
+    summary = out[out.index("autopicker nightly") :]
+    for step in ("ingest api", "dbt build", "dbt source freshness"):
+        assert any(
+            line.split()[: len(step.split()) + 1] == [*step.split(), "ok"]
+            for line in summary.splitlines()
+            if line.strip()
+        ), summary
+    with database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM langfuse_raw.observations").fetchone() == (9,)
+        daily = conn.execute("SELECT sum(total_fallbacks) FROM analytics.fallback_all_daily").fetchone()
+    assert daily == (3,)  # the three fallback events, through the freshly built views
+
+
+def test_a_second_job_with_wait_waits_for_the_first(database: Database) -> None:
+    acquired = threading.Event()
+    messages: list[str] = []
+
+    def second_job() -> None:
+        with nightly_lock(database, wait=True, on_wait=messages.append):
+            acquired.set()
+
+    with nightly_lock(database, wait=False):
+        waiter = threading.Thread(target=second_job)
+        waiter.start()
+        assert wait_until(lambda: _waiting_for_lock(database)), "the second job never queued for the lock"
+        assert not acquired.is_set()
+        with (
+            pytest.raises(UserError, match="Another `autopicker nightly` is running on this warehouse"),
+            nightly_lock(database, wait=False),
+        ):
+            pass
+    waiter.join(timeout=30)
+    assert acquired.is_set()
+    assert messages and messages[0].startswith("waiting for the `autopicker nightly` running")
+
+
+def _waiting_for_lock(database: Database) -> bool:
+    with database.connect() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s",
+            (NIGHTLY_LOCK,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_sources_come_from_the_command_line_then_env_then_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "nightly.toml"
+    config.write_text(
+        'sources = ["s3://bucket/from-file/"]\n[api]\nrequests_per_minute = 100\n'
+        '[files]\nlatency_unit = "ms"\n'
+    )
+    keys = {"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk"}
+
+    from_file = load_config(config, environ={})
+    assert from_file.sources == ["s3://bucket/from-file/"]
+    assert from_file.api == {"requests_per_minute": 100} and from_file.files == {"latency_unit": "ms"}
+    assert load_config(config, environ={"AUTOPICKER_SOURCES": "api s3://b/env/"}).sources == [
+        "api",
+        "s3://b/env/",
+    ]
+    from_cli = load_config(config, environ={"AUTOPICKER_SOURCES": "api"}, cli_sources=["s3://b/cli/"])
+    assert from_cli.sources == ["s3://b/cli/"]
+    assert load_config(None, environ={"AUTOPICKER_CONFIG": str(config)}).sources == ["s3://bucket/from-file/"]
+    assert load_config(None, environ=keys).sources == ["api"]  # nothing said: the API when its keys are set
+    with pytest.raises(UsageError, match="Nothing to ingest"):
+        load_config(None, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source = 'api'\n", "unknown key 'source'"),
+        ("[api]\nrequests_per_minute = 'many'\n", r"\[api\] requests_per_minute has the wrong type"),
+        ("[files]\nforce = true\n", r"\[files\] has an unknown key 'force'"),
+        ("sources = [\n", "is not valid TOML"),
+        ("sources = ['/no/such/folder']\n", "neither api, an s3:// location nor an existing folder"),
+    ],
+)
+def test_a_bad_config_file_is_one_sentence(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "nightly.toml"
+    config.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        load_config(config, environ={})
