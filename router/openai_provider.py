@@ -19,13 +19,12 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import openai
 
 from autopicker.clock import Clock, SystemClock
+from autopicker.retry_after import retry_after, seconds_until
 
 from .catalog import ModelSpec
 from .errors import (
@@ -48,69 +47,6 @@ _CONTEXT_PATTERNS = re.compile(
     r"exceeds the maximum number of tokens|reduce the length|token count .* exceeds",
     re.IGNORECASE,
 )
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str | None) -> float | None:
-    """Seconds in a rate-limit reset header: ``"20"``, ``"1.5s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3s"``."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text.replace(" ", ""):
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def _seconds_until(value: str | None, now: float) -> float | None:
-    """Seconds until an HTTP date or RFC 3339 time, or a plain number of seconds."""
-    if not value:
-        return None
-    seconds = parse_duration(value)
-    if seconds is not None:
-        return seconds
-    moment: datetime | None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            moment = None
-    if moment is None or moment.tzinfo is None:
-        return None
-    return max(moment.timestamp() - now, 0.0)
-
-
-def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """How long a 429 says to wait, from whichever header the provider sent."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    seconds = _seconds_until(headers.get("retry-after"), now)
-    if seconds is not None:
-        return seconds
-    resets = [
-        _seconds_until(headers.get(name), now)
-        for name in (
-            "x-ratelimit-reset-requests",
-            "x-ratelimit-reset-tokens",
-            "anthropic-ratelimit-requests-reset",
-            "anthropic-ratelimit-tokens-reset",
-            "anthropic-ratelimit-input-tokens-reset",
-            "anthropic-ratelimit-output-tokens-reset",
-        )
-    ]
-    known = [value for value in resets if value is not None]
-    return max(known) if known else None
 
 
 def exhausted_until(headers: Mapping[str, str], now: float) -> float | None:
@@ -123,7 +59,7 @@ def exhausted_until(headers: Mapping[str, str], now: float) -> float | None:
         ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
     ):
         if headers.get(remaining, "").strip() == "0":
-            seconds = _seconds_until(headers.get(reset), now)
+            seconds = seconds_until(headers.get(reset), now)
             if seconds is not None:
                 waits.append(seconds)
     return now + max(waits) if waits else None

@@ -18,7 +18,6 @@ do not validate come back as :class:`~ingest.readers.BadRow` with the reason; th
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ import pydantic
 
 from autopicker.clock import Clock
 from autopicker.errors import UserError
+from autopicker.retry_after import retry_after
 from ingest.readers import BadRow
 from ingest.sources.request_budget import RequestBudget
 
@@ -272,7 +272,7 @@ class LangfuseReader:
                 "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, and that they belong to this server."
             )
         if status == 429:
-            delay = _retry_after(exc.headers or {}, self._clock.time())
+            delay = retry_after(exc.headers or {}, self._clock.time())
             if delay is not None:
                 delay = min(max(delay, 0.0), self.retry.retry_after_max)
             return _Retryable("HTTP 429, rate limited", delay)
@@ -321,27 +321,6 @@ def _validation_reason(exc: pydantic.ValidationError) -> str:
         parts.append(f"{'.'.join(path)}: {error['msg']}" if path else error["msg"])
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    millis = lowered.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return float(millis) / 1000
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:  # the other form HTTP allows: a date
-        return email.utils.parsedate_to_datetime(value).timestamp() - now
-    except (TypeError, ValueError):
-        return None
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from autopicker.durations import duration_seconds
+from autopicker.retry_after import retry_after
 from router import (
     AllModelsFailed,
     AutoPickerLLM,
@@ -14,7 +16,7 @@ from router import (
     ProviderNotConfigured,
     ProviderRateLimited,
 )
-from router.openai_provider import OpenAICompatibleProvider, exhausted_until, parse_duration, retry_after
+from router.openai_provider import OpenAICompatibleProvider, exhausted_until
 from tests.support.router import START, ask
 from tests.support.router_servers import (
     OpenAICompatibleServer,
@@ -185,7 +187,7 @@ def test_missing_keys_are_not_configured() -> None:
     ],
 )
 def test_reset_durations(text: str | None, seconds: float | None) -> None:
-    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+    assert duration_seconds(text) == (pytest.approx(seconds) if seconds is not None else None)
 
 
 def test_retry_after_headers() -> None:
