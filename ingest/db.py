@@ -87,10 +87,6 @@ class Database:
         }
         return env
 
-    def sqlalchemy_url(self) -> str:
-        """The same database as a SQLAlchemy URL for the psycopg 3 driver."""
-        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
-
     def with_dbname(self, dbname: str) -> Database:
         """Another database on the same server."""
         params = self.params | {"dbname": dbname}

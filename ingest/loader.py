@@ -35,13 +35,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.abc import Buffer
 
-from .chunks import Chunk, ParseOptions, ParserProcess, Rejection, RowSource, parse_in_thread, storable
+from .chunks import Chunk, ParseOptions, Rejection, RowSource, parse_in_thread, storable
 from .normalize import COPY_COLUMNS, escape_copy_text, unescape_copy_text
 
 logger = logging.getLogger(__name__)
 
-#: A single source at least this big (bytes) is parsed in a child process (see load_source).
-PROCESS_THRESHOLD = 8 << 20
 _LOAD_LOCK = 0x4155_544C  # "AUTL": one loading transaction at a time per database
 
 _COLUMNS = ", ".join(COPY_COLUMNS)
@@ -159,27 +157,18 @@ def load_source(
     *,
     source: str,
     batch_id: int,
-    size: int | None = None,
     with_io: bool = False,
     latency_unit: str = "auto",
     before_commit: Callable[[psycopg.Cursor, LoadStats], None] | None = None,
     on_chunk: Callable[[LoadStats, int | None], None] | None = None,
 ) -> LoadStats:
-    """Like :func:`load_rows` for one :class:`ingest.chunks.RowSource`. One of ``size`` bytes or more is
-    parsed in a child process of its own (then ``rows`` must be picklable); smaller ones in a thread. Many
-    files load better through one :class:`ingest.chunks.ParserProcess` for all and :func:`load_chunks`.
-    """
+    """Like :func:`load_rows` for one :class:`ingest.chunks.RowSource`, parsed in a thread. Files load
+    through one :class:`ingest.chunks.ParserProcess` for all of them and :func:`load_chunks` instead."""
     options = ParseOptions(copy_suffix(source, batch_id), with_io, latency_unit)
-    if size is None or size < PROCESS_THRESHOLD:
-        chunks = parse_in_thread(rows.rows(), options, rows.position)
-        return load_chunks(
-            conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit, on_chunk=on_chunk
-        )
-    with ParserProcess() as parser:
-        chunks = parser.chunks(parser.submit(rows, options))
-        return load_chunks(
-            conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit, on_chunk=on_chunk
-        )
+    chunks = parse_in_thread(rows.rows(), options, rows.position)
+    return load_chunks(
+        conn, chunks, source=source, batch_id=batch_id, before_commit=before_commit, on_chunk=on_chunk
+    )
 
 
 def load_chunks(

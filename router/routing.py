@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autopicker.clock import Clock
 
@@ -31,9 +31,6 @@ from .ordering import LatencyTracker, order_candidates
 from .provider import Messages, Provider, ProviderResponse, Usage
 from .tokens import TokenCounter, prompt_tokens, with_margin
 from .tracing import CONTEXT_LENGTH_EVENT, RATE_LIMIT_EVENT, Generation, RequestTrace, Tracing
-
-if TYPE_CHECKING:
-    pass
 
 SUCCESS = "success"
 FAILED = "failed"

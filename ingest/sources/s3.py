@@ -510,14 +510,13 @@ def _load_object(
         reporter.file_progress(task, stats.rows_read, position)
 
     try:
-        # Parsed in a thread, not a child process: the download is the slow part, and the S3 client's
-        # own errors then reach this function as they are.
+        # Parsed in a thread, not the files' parser process: the download is the slow part, and the S3
+        # client's own errors then reach this function as they are.
         stats = load_source(
             conn,
             S3Source(client, obj),
             source=obj.url,
             batch_id=batch_id,
-            size=None,
             with_io=with_io,
             latency_unit=latency_unit,
             before_commit=record,

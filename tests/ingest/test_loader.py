@@ -74,19 +74,24 @@ def PathSource(path: Path) -> FileSource:  # noqa: N802 - reads as the class it 
     return FileSource(path, path.name)
 
 
+def _load_in_child_process(connection: psycopg.Connection, path: Path, batch: int) -> loader.LoadStats:
+    with chunks.ParserProcess() as parser:
+        options = chunks.ParseOptions(loader.copy_suffix(path.name, batch), False, "auto")
+        parsed = parser.chunks(parser.submit(PathSource(path), options))
+        return loader.load_chunks(connection, parsed, source=path.name, batch_id=batch)
+
+
 @pytest.mark.parametrize("path", [V2_FIXTURE, REJECTS_FIXTURE], ids=["v2", "rejects"])
-def test_child_process_parsing_stores_what_the_thread_stores(
-    path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_child_process_parsing_stores_what_the_thread_stores(path: Path, database: Database) -> None:
     results = []
-    for threshold in (1 << 60, 0):  # thread, then child process
-        monkeypatch.setattr(loader, "PROCESS_THRESHOLD", threshold)
+    for in_child in (False, True):
         ensure_raw_schema(database)
         with database.connect() as connection:
             batch = loader.start_batch(connection, "test")
-            stats = loader.load_source(
-                connection, PathSource(path), source=path.name, batch_id=batch, size=path.stat().st_size
-            )
+            if in_child:
+                stats = _load_in_child_process(connection, path, batch)
+            else:
+                stats = loader.load_source(connection, PathSource(path), source=path.name, batch_id=batch)
         rejected = query(database, "SELECT row_number, error FROM langfuse_raw.rejected_rows ORDER BY 1")
         results.append((stored(database), stats.rows_read, stats.inserted, stats.rejected, rejected))
         with database.connect(autocommit=True) as connection:
@@ -95,13 +100,12 @@ def test_child_process_parsing_stores_what_the_thread_stores(
 
 
 def test_a_file_unreadable_in_the_child_process_loads_nothing(
-    conn: psycopg.Connection, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    conn: psycopg.Connection, database: Database, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(loader, "PROCESS_THRESHOLD", 0)
     path = tmp_path / "broken.jsonl.gz"
     path.write_bytes(b"\x1f\x8b" + b"\0" * 64)
     with pytest.raises(UnreadableFile, match="broken.jsonl.gz cannot be read"):
-        loader.load_source(conn, PathSource(path), source="broken", batch_id=1, size=0)
+        _load_in_child_process(conn, path, 1)
     assert stored(database) == {}
 
 
