@@ -81,8 +81,8 @@
         fallback_model,
         sum(fallback_count)::bigint as fallback_count,
         sum(requests)::bigint as requests,
-        coalesce(sum(cost_usd_sum), 0)::numeric(20, 10) as total_cost_usd,
-        (sum(cost_usd_sum) / nullif(sum(costed_requests), 0))::numeric(20, 10) as avg_cost_usd,
+        {{ round_decimals('coalesce(sum(cost_usd_sum), 0)', 10) }} as total_cost_usd,
+        {{ round_decimals('sum(cost_usd_sum) / nullif(sum(costed_requests), 0)', 10) }} as avg_cost_usd,
         sum(costed_requests)::bigint as costed_requests
     from ({{ dashboard_window_rows(ref('int_fallbacks_hourly'), 'fallback_date') }}) as window_rows
     group by fallback_type, original_model, fallback_model

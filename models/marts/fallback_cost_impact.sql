@@ -13,8 +13,8 @@ final as (
         original_model,
         fallback_model,
         sum(affected_traces)::bigint as affected_traces,
-        sum(cost_usd_sum)::numeric(20, 10) as total_cost,
-        (sum(cost_usd_sum) / nullif(sum(costed_traces), 0))::numeric(20, 10) as avg_cost_per_request
+        {{ round_decimals('sum(cost_usd_sum)', 10) }} as total_cost,
+        {{ round_decimals('sum(cost_usd_sum) / nullif(sum(costed_traces), 0)', 10) }} as avg_cost_per_request
     from window_rows
     group by fallback_type, original_model, fallback_model
     having sum(affected_traces) > 0

@@ -105,10 +105,13 @@ requests as (
         trace_generations.cost_usd,
         case
             when trace_generations.last_generation_ended_at >= trace_generations.first_generation_at
-                then cast(
-                    extract(epoch from trace_generations.last_generation_ended_at
-                        - trace_generations.first_generation_at)
-                    as numeric(14, 3)
+                then round(
+                    cast(
+                        extract(epoch from trace_generations.last_generation_ended_at
+                            - trace_generations.first_generation_at)
+                        as numeric
+                    ),
+                    3
                 )
         end as latency_seconds,
 

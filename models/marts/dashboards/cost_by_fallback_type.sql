@@ -38,8 +38,8 @@ final as (
     select
         fallback_types.fallback_type,
         coalesce(by_type.requests, 0)::bigint as requests,
-        coalesce(by_type.cost_usd_sum, 0)::numeric(20, 10) as total_cost_usd,
-        (by_type.cost_usd_sum / nullif(by_type.costed_requests, 0))::numeric(20, 10) as avg_cost_usd,
+        {{ round_decimals('coalesce(by_type.cost_usd_sum, 0)', 10) }} as total_cost_usd,
+        {{ round_decimals('by_type.cost_usd_sum / nullif(by_type.costed_requests, 0)', 10) }} as avg_cost_usd,
         coalesce(by_type.costed_requests, 0)::bigint as costed_requests,
         round(
             100.0 * coalesce(by_type.cost_usd_sum, 0) / nullif(all_requests.cost_usd_sum, 0), 2

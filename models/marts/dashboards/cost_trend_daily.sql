@@ -39,7 +39,7 @@ final as (
         series.series,
         series.request_kind,
         coalesce(daily.requests, 0)::bigint as requests,
-        coalesce(daily.cost_usd_sum, 0)::numeric(20, 10) as cost_usd,
+        {{ round_decimals('coalesce(daily.cost_usd_sum, 0)', 10) }} as cost_usd,
         coalesce(daily.costed_requests, 0)::bigint as costed_requests,
         series.series_order
     from days

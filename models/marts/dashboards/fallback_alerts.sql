@@ -49,8 +49,8 @@ final as (
     select
         alert,
         title,
-        current_value::numeric(20, 4) as current_value,
-        threshold::numeric(20, 4) as threshold,
+        {{ round_decimals('current_value', 4) }} as current_value,
+        {{ round_decimals('threshold', 4) }} as threshold,
         unit,
         window_minutes::integer as window_minutes,
         fires,

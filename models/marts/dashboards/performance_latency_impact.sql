@@ -38,13 +38,13 @@ final as (
     select
         request_types.request_type,
         coalesce(stats.requests, 0)::bigint as requests,
-        stats.min_seconds::numeric(14, 3) as min_seconds,
-        stats.quartiles[1]::numeric(14, 3) as p25_seconds,
-        stats.quartiles[2]::numeric(14, 3) as p50_seconds,
-        stats.quartiles[3]::numeric(14, 3) as p75_seconds,
-        stats.quartiles[4]::numeric(14, 3) as p95_seconds,
-        stats.max_seconds::numeric(14, 3) as max_seconds,
-        stats.avg_seconds::numeric(14, 3) as avg_seconds,
+        {{ round_decimals('stats.min_seconds', 3) }} as min_seconds,
+        {{ round_decimals('stats.quartiles[1]', 3) }} as p25_seconds,
+        {{ round_decimals('stats.quartiles[2]', 3) }} as p50_seconds,
+        {{ round_decimals('stats.quartiles[3]', 3) }} as p75_seconds,
+        {{ round_decimals('stats.quartiles[4]', 3) }} as p95_seconds,
+        {{ round_decimals('stats.max_seconds', 3) }} as max_seconds,
+        {{ round_decimals('stats.avg_seconds', 3) }} as avg_seconds,
         request_types.type_order
     from request_types
     left join stats

@@ -235,8 +235,8 @@ final as (
         title,
         recommendation,
         metric,
-        metric_value::numeric(20, 4) as metric_value,
-        threshold::numeric(20, 4) as threshold,
+        {{ round_decimals('metric_value', 4) }} as metric_value,
+        {{ round_decimals('threshold', 4) }} as threshold,
         unit,
         {{ days }} as window_days
     from (

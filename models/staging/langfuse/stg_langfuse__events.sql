@@ -30,9 +30,9 @@ renamed as (
         metadata ->> 'reason' as reason,
 
         -- numerics
-        {{ json_bigint('metadata', 'estimated_tokens') }} as estimated_tokens,
-        {{ json_bigint('metadata', 'original_max_context') }} as original_max_context,
-        {{ json_bigint('metadata', 'fallback_max_context') }} as fallback_max_context,
+        {{ json_tokens('metadata', 'estimated_tokens') }} as estimated_tokens,
+        {{ json_tokens('metadata', 'original_max_context') }} as original_max_context,
+        {{ json_tokens('metadata', 'fallback_max_context') }} as fallback_max_context,
 
         -- payload
         metadata,

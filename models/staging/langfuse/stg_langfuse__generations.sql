@@ -28,14 +28,17 @@ renamed as (
         coalesce(level = 'ERROR', false) as is_error,
 
         -- numerics
-        {{ json_bigint('usage_details', 'input') }} as input_tokens,
-        {{ json_bigint('usage_details', 'output') }} as output_tokens,
-        {{ json_bigint('usage_details', 'total') }} as total_tokens,
-        {{ json_numeric('metadata', 'cost_usd') }} as metadata_cost_usd,
-        total_cost as langfuse_total_cost,
-        coalesce({{ json_numeric('metadata', 'cost_usd') }}, total_cost) as cost_usd,
-        latency as latency_seconds,
-        time_to_first_token as time_to_first_token_seconds,
+        {{ json_tokens('usage_details', 'input') }} as input_tokens,
+        {{ json_tokens('usage_details', 'output') }} as output_tokens,
+        {{ json_tokens('usage_details', 'total') }} as total_tokens,
+        {{ json_cost_usd('metadata', 'cost_usd') }} as metadata_cost_usd,
+        {{ between_limits('total_cost', 0, limit_cost_usd()) }} as langfuse_total_cost,
+        coalesce(
+            {{ json_cost_usd('metadata', 'cost_usd') }},
+            {{ between_limits('total_cost', 0, limit_cost_usd()) }}
+        ) as cost_usd,
+        {{ between_limits('latency', 0, limit_seconds()) }} as latency_seconds,
+        {{ between_limits('time_to_first_token', 0, limit_seconds()) }} as time_to_first_token_seconds,
 
         -- payload
         metadata,

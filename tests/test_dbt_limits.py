@@ -1,0 +1,378 @@
+"""Nothing the ingest accepts can break the warehouse.
+
+Rows at the limits agreed with the ingest (docs/ingest.md, "Limits": costs just under 10^9 USD per
+observation, durations just under 10^7 s, token counts just under 10^12, 512-byte ids, timestamps in 1970
+and 2199, levels and types Langfuse may add) and traces whose metadata and numeric fields hypothesis draws
+from hostile values (huge, negative, fractional, text, booleans, nested, numbers with hundreds of digits)
+are loaded through the real ingest (:func:`ingest.loader.load_rows`); then one ``dbt build`` must pass
+(warnings allowed: a new level warns) and every view in ``analytics`` must be readable.
+
+Hypothesis draws the traces once per module (derandomized, a bounded number of examples), so the module
+costs one dbt build.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from test_dbt_views import Clock, DbtRun, Warehouse
+
+from ingest.db import Database
+from ingest.loader import load_rows, start_batch
+from ingest.raw import ensure_raw_schema
+
+pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_limits")]
+
+#: Traces drawn by hypothesis (each a fallback event and a few generations).
+EXAMPLES = 60
+
+COST_MAX = Decimal("999999999.5")  # just under the 10^9 USD limit, exact in binary floating point too
+SECONDS_MAX = 9_999_999.5
+TOKENS_MAX = 999_999_999_999
+LEVELS = ("DEBUG", "DEFAULT", "WARNING", "ERROR", "INFO", "CRITICAL")
+ID_512 = "i" * 508  # + "-NNN": ids of 512 bytes
+
+
+class Raw(str):
+    """A JSON literal written as it is (a number with more digits than a float holds)."""
+
+
+def to_json(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(to_json(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+# ----------------------------------------------------------------------------------------------- strategies
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+NUMBER_LITERALS = st.sampled_from(
+    [
+        "1e308",
+        "-1e308",
+        "1e400",
+        "-1e-400",
+        "2e10",
+        "1" + "0" * 300,
+        "0." + "0" * 200 + "1",
+        "12345678901234567890123",
+        "0.12345678901234567890123",
+        "999999999.999999999",
+        "1000000000",
+        "999999999999",
+        "1000000000000",
+        "-0.0",
+    ]
+).map(Raw)
+NUMBER_STRINGS = st.sampled_from(
+    ["abc", "", " 12 ", "1e999", "-1e999", "NaN", "Infinity", "0x10", "1_000", "1e30", "150000.0", "true"]
+)
+#: Any JSON value a metadata field may hold.
+HOSTILE = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**40), max_value=10**40),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.decimals(min_value=-(10**12), max_value=10**12, places=12).map(lambda d: Raw(str(d))),
+        NUMBER_LITERALS,
+        NUMBER_STRINGS,
+        TEXT,
+    ),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(TEXT, children, max_size=3)),
+    max_leaves=6,
+)
+COST = st.decimals(min_value=0, max_value=COST_MAX, places=9, allow_nan=False, allow_infinity=False)
+SECONDS = st.floats(min_value=0, max_value=SECONDS_MAX)
+TOKENS = st.integers(min_value=0, max_value=TOKENS_MAX)
+
+
+@dataclass
+class Traces:
+    """Export rows (observations_v2 style) for the ingest."""
+
+    now: datetime
+    rows: list[dict[str, Any]]
+
+    def add(
+        self,
+        trace: str,
+        type_: str,
+        name: str,
+        at: datetime,
+        *,
+        level: str = "DEFAULT",
+        metadata: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        row: dict[str, Any] = {
+            "id": f"{trace}-{len(self.rows):03d}",
+            "trace_id": trace,
+            "type": type_,
+            "name": name,
+            "level": level,
+            "start_time": at.isoformat().replace("+00:00", "Z"),
+            "end_time": at.isoformat().replace("+00:00", "Z"),
+            "updated_at": at.isoformat().replace("+00:00", "Z"),
+            "metadata": metadata or {},
+        }
+        row.update(fields)
+        self.rows.append(row)
+
+
+def trace_strategy(traces: Traces, number: int) -> st.SearchStrategy[None]:
+    """One trace: a fallback event with hostile metadata, then generations with hostile cost metadata and
+    numeric fields anywhere inside the limits."""
+
+    @st.composite
+    def draw(data: st.DrawFn) -> None:
+        trace = f"hostile-{number:03d}"
+        at = traces.now - timedelta(seconds=data(st.integers(min_value=60, max_value=6 * 86_400)))
+        kind = data(st.sampled_from(["rate_limit_fallback", "context_length_fallback", "cache_hit"]))
+        metadata = {
+            key: data(HOSTILE)
+            for key in data(
+                st.sets(
+                    st.sampled_from(
+                        [
+                            "original_model",
+                            "fallback_model",
+                            "estimated_tokens",
+                            "original_max_context",
+                            "fallback_max_context",
+                            "reason",
+                            "cost_usd",
+                        ]
+                    )
+                )
+            )
+        }
+        traces.add(trace, "EVENT", kind, at, level=data(st.sampled_from(LEVELS)), metadata=metadata)
+        for attempt in range(data(st.integers(min_value=0, max_value=3))):
+            start = at + timedelta(seconds=attempt)
+            latency = data(SECONDS)
+            cost_metadata = data(st.one_of(st.just({}), st.builds(lambda v: {"cost_usd": v}, HOSTILE)))
+            traces.add(
+                trace,
+                "GENERATION",
+                "llm_call",
+                start,
+                level=data(st.sampled_from(LEVELS)),
+                metadata=cost_metadata,
+                model=data(TEXT),
+                end_time=(start + timedelta(seconds=data(SECONDS))).isoformat().replace("+00:00", "Z"),
+                latency=latency,
+                time_to_first_token=data(st.one_of(st.none(), SECONDS)),
+                total_cost=data(st.one_of(st.none(), COST.map(lambda d: Raw(str(d))))),
+                usage_details={"input": data(TOKENS), "output": data(HOSTILE), "total": data(TOKENS)},
+            )
+
+    return draw()
+
+
+def hostile_traces(traces: Traces) -> None:
+    """Add EXAMPLES traces drawn by hypothesis (derandomized: the same traces on every run)."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
+    )
+    @given(st.data())
+    def collect(data: st.DataObject) -> None:
+        data.draw(trace_strategy(traces, len({row["trace_id"] for row in traces.rows})))
+
+    collect()
+
+
+def traces_at_the_limits(traces: Traces) -> None:
+    """Hand-picked rows on the edges of every limit."""
+    today = traces.now - timedelta(minutes=5)
+    # twelve calls of just under 10^9 USD in one request: 1.2 * 10^10 USD in one day
+    for call in range(12):
+        traces.add(
+            "limit-cost",
+            "GENERATION",
+            "llm_call",
+            today + timedelta(seconds=call),
+            total_cost=Raw(str(COST_MAX)),
+            latency=SECONDS_MAX,
+            usage_details={"input": TOKENS_MAX, "output": TOKENS_MAX, "total": TOKENS_MAX},
+        )
+    traces.add(
+        "limit-cost",
+        "EVENT",
+        "rate_limit_fallback",
+        today,
+        metadata={"original_model": "a", "fallback_model": "b", "cost_usd": Raw("1e30")},
+    )
+    # a metadata cost far beyond the limits, and one that is negative: read as unknown, Langfuse's total used
+    traces.add(
+        "limit-metadata-cost",
+        "GENERATION",
+        "llm_call",
+        today,
+        metadata={"cost_usd": Raw("2e10")},
+        total_cost=Raw("0.5"),
+    )
+    traces.add(
+        "limit-metadata-cost",
+        "GENERATION",
+        "llm_call",
+        today + timedelta(seconds=1),
+        metadata={"cost_usd": Raw("-1e308")},
+        total_cost=Raw("0.25"),
+    )
+    # a context-length fallback whose sizes are at and beyond the token limit
+    traces.add(
+        "limit-tokens",
+        "EVENT",
+        "context_length_fallback",
+        today,
+        metadata={
+            "original_model": "a",
+            "fallback_model": "b",
+            "estimated_tokens": TOKENS_MAX,
+            "original_max_context": Raw("1e12"),
+            "fallback_max_context": Raw("1" + "0" * 300),
+        },
+    )
+    # 512-byte ids
+    long_trace = ID_512 + "-tr"
+    traces.add(long_trace, "EVENT", "rate_limit_fallback", today, metadata={"original_model": "x" * 512})
+    traces.add(long_trace, "GENERATION", "llm_call", today + timedelta(seconds=1), total_cost=Raw("1"))
+    # the oldest and the latest timestamps, a request spanning them
+    first = datetime(1970, 1, 1, tzinfo=UTC)
+    last = datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
+    traces.add(
+        "limit-time", "GENERATION", "llm_call", first, end_time=last.isoformat().replace("+00:00", "Z")
+    )
+    traces.add("limit-time", "GENERATION", "llm_call", last, latency=SECONDS_MAX)
+    traces.add("limit-time", "EVENT", "context_length_fallback", last, metadata={"estimated_tokens": 1})
+    # levels and a type Langfuse may add
+    traces.add("limit-level", "GENERATION", "llm_call", today, level="INFO", total_cost=Raw("0.001"))
+    traces.add("limit-level", "EVENT", "rate_limit_fallback", today, level="CRITICAL")
+    traces.add("limit-level", "AGENT", "planner", today)
+
+
+# ------------------------------------------------------------------------------------------------- fixtures
+
+
+@dataclass
+class Built:
+    run: DbtRun
+    warehouse: Warehouse
+    loaded: int
+
+
+@pytest.fixture(scope="module")
+def built(module_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    ensure_raw_schema(module_database)
+    with module_database.connect() as conn:
+        now = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+    traces = Traces(now, [])
+    traces_at_the_limits(traces)
+    hostile_traces(traces)
+    with module_database.connect() as conn:
+        source = "hostile.jsonl"
+        stats = load_rows(
+            conn,
+            ((number, to_json(row)) for number, row in enumerate(traces.rows, start=1)),
+            source=source,
+            batch_id=start_batch(conn, source),
+        )
+        conn.commit()
+    warehouse = Warehouse(module_database, tmp_path_factory.mktemp("dbt"), Clock(now))
+    return Built(warehouse.dbt("build"), warehouse, stats.loaded)
+
+
+def scalar(warehouse: Warehouse, sql: str) -> Any:
+    (row,) = warehouse.query(sql)
+    return row[0]
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+
+
+def test_the_ingest_stored_the_hostile_rows(built: Built) -> None:
+    """The rows reach the warehouse (else the build below would prove nothing)."""
+    assert built.loaded >= EXAMPLES
+    assert (
+        scalar(
+            built.warehouse, "select count(*) from langfuse_raw.observations where trace_id = 'limit-cost'"
+        )
+        == 13
+    )
+
+
+def test_build_passes_on_every_accepted_row(built: Built) -> None:
+    failed = {uid: status for uid, (status, _) in built.run.results.items() if status in ("error", "fail")}
+    assert failed == {}
+    assert built.run.exit_code == 0
+
+
+def test_every_view_is_readable(built: Built) -> None:
+    views = [
+        name
+        for (name,) in built.warehouse.query(
+            "select table_name from information_schema.views where table_schema = 'analytics' order by 1"
+        )
+    ]
+    assert len(views) >= 15, views
+    for view in views:
+        built.warehouse.query(f"select * from analytics.{view}")
+
+
+def test_an_unknown_level_warns_and_only_error_is_a_failure(built: Built) -> None:
+    assert built.run.status(
+        "source_accepted_values_langfuse_observations_level__DEBUG__DEFAULT__WARNING__ERROR"
+    ) == (
+        "warn",
+        2,
+    )
+    assert built.warehouse.query(
+        "select level, is_error from analytics_staging.stg_langfuse__generations"
+        " where trace_id = 'limit-level'"
+    ) == [("INFO", False)]
+
+
+def test_sums_beyond_any_fixed_precision_are_exact(built: Built) -> None:
+    """Twelve calls of just under the cost limit: the day's total is 12 times it, not an overflow."""
+    total = scalar(
+        built.warehouse,
+        "select sum(cost_usd) from analytics.cost_trend_daily",
+    )
+    assert total >= 12 * COST_MAX
+    assert (
+        scalar(
+            built.warehouse,
+            "select cost_usd from analytics_intermediate.int_requests where trace_id = 'limit-cost'",
+        )
+        == 12 * COST_MAX
+    )
+
+
+def test_numbers_outside_the_limits_are_read_as_unknown(built: Built) -> None:
+    rows = built.warehouse.query(
+        "select metadata_cost_usd, cost_usd from analytics_staging.stg_langfuse__generations"
+        " where trace_id = 'limit-metadata-cost' order by created_at"
+    )
+    assert rows == [(None, Decimal("0.5")), (None, Decimal("0.25"))]
+    assert built.warehouse.query(
+        "select estimated_tokens, original_max_context, fallback_max_context"
+        " from analytics_staging.stg_langfuse__events where trace_id = 'limit-tokens'"
+    ) == [(TOKENS_MAX, None, None)]
