@@ -3,6 +3,10 @@
 dbt reads its connection from the standard libpq variables through the project's ``profiles.yml``; this module
 sets them from :func:`ingest.db.resolve` (embedded server or ``DATABASE_URL``) for the duration of one
 invocation, so ``autopicker build`` and a plain ``dbt build`` with ``PG*`` exported behave the same.
+
+Commands that write the warehouse (``build``, ``run``, ...) take turns: each holds a session-level advisory
+lock on the database for its whole run, so a second ``autopicker build`` waits for the first instead of
+racing it (docs/warehouse.md, "Concurrent builds").
 """
 
 from __future__ import annotations
@@ -38,6 +42,20 @@ _PROJECT_COMMANDS = {
     "retry",
     "clone",
 }
+#: Commands that write models (and so take the build lock).
+_WRITING_COMMANDS = {"build", "run", "seed", "snapshot", "retry", "clone"}
+_BUILD_LOCK = 0x4155_5442  # "AUTB": one writing dbt command at a time per database
+
+
+@contextlib.contextmanager
+def _build_lock(database: Database) -> Iterator[None]:
+    """Hold the build lock for the block, waiting (and saying so) while another build holds it."""
+    with database.connect(autocommit=True) as conn:
+        row = conn.execute("select pg_try_advisory_lock(%s)", (_BUILD_LOCK,)).fetchone()
+        if not (row and row[0]):
+            logger.warning("Another build of this warehouse is running; waiting for it to finish.")
+            conn.execute("select pg_advisory_lock(%s)", (_BUILD_LOCK,))
+        yield  # closing the connection releases the lock
 
 
 @contextlib.contextmanager
@@ -70,7 +88,8 @@ def run_dbt(args: Sequence[str], database: Database, project: Path | None = None
         argv += ["--project-dir", str(project)]
         if "--profiles-dir" not in argv:
             argv += ["--profiles-dir", str(project)]
-    with _environment(dbt_env(database)):
+    writes = bool(argv) and argv[0] in _WRITING_COMMANDS
+    with _build_lock(database) if writes else contextlib.nullcontext(), _environment(dbt_env(database)):
         result = dbtRunner().invoke(argv)
     if result.exception is not None:
         logger.debug("dbt raised", exc_info=result.exception)
