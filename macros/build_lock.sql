@@ -6,7 +6,7 @@
     transaction in which dbt builds the model, before the model's query runs: a second build's run of the
     same model waits for the first to commit, then reads what it wrote. An incremental model's delete+insert
     so never inserts a key the other build inserted meanwhile (the duplicate key two concurrent builds hit
-    before). `autopicker build` also holds a lock for its whole run (ingest/dbt_runner.py).
+    before). `autopicker build` also holds a lock for its whole run (ingest/warehouse/dbt.py).
 -#}
 {% macro build_lock() -%}
     {{ return(adapter.dispatch('build_lock', 'autopicker')()) }}

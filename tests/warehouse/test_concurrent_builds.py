@@ -18,15 +18,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_dbt_views import Observations
 
 from ingest.db import Database
-from ingest.dbt_runner import dbt_env, run_dbt
 from ingest.raw import ensure_raw_schema
+from ingest.warehouse.dbt import dbt_env, run_dbt
+from tests.support.cli import AUTOPICKER
+from tests.warehouse.test_views import Observations
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_concurrent")]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 #: How long the two builds may take to reach their lock waits (a loaded machine is slow to start dbt).
 REACH_WAITS_WITHIN_S = 240
 
@@ -44,7 +45,7 @@ def traffic(now: datetime, traces: range, *, cost: float) -> Observations:
 def build_command(kind: str, scratch: Path) -> list[str]:
     paths = ["--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]
     if kind == "autopicker":
-        return [sys.executable, "-c", "from ingest.cli import main; main()", "dbt", "build", *paths]
+        return [*AUTOPICKER, "dbt", "build", *paths]
     dbt = str(Path(sys.executable).parent / "dbt")
     return [dbt, "build", "--project-dir", str(REPO), "--profiles-dir", str(REPO), *paths]
 

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from test_dbt_views import Clock, DbtRun, Warehouse
 
 from ingest.db import Database
 from ingest.loader import load_rows, start_batch
 from ingest.raw import ensure_raw_schema
+from tests.warehouse.test_views import Clock, DbtRun, Warehouse
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_limits")]
 
