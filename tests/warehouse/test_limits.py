@@ -376,3 +376,25 @@ def test_numbers_outside_the_limits_are_read_as_unknown(built: Built) -> None:
         "select estimated_tokens, original_max_context, fallback_max_context"
         " from analytics_staging.stg_langfuse__events where trace_id = 'limit-tokens'"
     ) == [(TOKENS_MAX, None, None)]
+
+
+def test_latency_percentiles_are_within_the_stated_bound(built: Built) -> None:
+    """Latencies hypothesis drew anywhere inside the limits: the percentiles the dashboards read from the
+    daily histograms stay within 1 % + 1 ms of percentile_cont over every request of the window."""
+    exact = built.warehouse.query(
+        "select case when request_kind = 'normal' then 'normal' else 'fallback' end, count(*),"
+        " percentile_cont(array[0.25, 0.5, 0.75, 0.95]) within group (order by latency_seconds)"
+        " from analytics_intermediate.int_requests"
+        " where latency_seconds is not null and request_date"
+        " between cast(now() at time zone 'UTC' as date) - 29 and cast(now() at time zone 'UTC' as date)"
+        " group by 1"
+    )
+    shown = {
+        row[0]: row for row in built.warehouse.query("select * from analytics.performance_latency_impact")
+    }
+    assert {request_type for request_type, _, _ in exact} == {"normal", "fallback"}
+    for request_type, requests, percentiles in exact:
+        row = shown[request_type]
+        assert row[1] == requests
+        for approx, value in zip(row[3:7], percentiles, strict=True):
+            assert abs(float(approx) - value) <= 0.01 * value + 0.001, (request_type, row, percentiles)

@@ -66,15 +66,33 @@ weakest_pair as (
 
 ),
 
+latency_histogram as (
+
+    select
+        case when request_kind = 'normal' then 'normal' else 'fallback' end as request_type,
+        latency_bucket,
+        sum(requests) as requests,
+        min(min_seconds) as min_seconds,
+        max(max_seconds) as max_seconds
+    from ({{ dashboard_window_rows(ref('int_request_latency_daily'), 'request_date') }}) as window_rows
+    where latency_bucket is not null
+    group by 1, 2
+
+),
+
+-- medians from the daily latency histograms, as performance_latency_impact (within 1 % + 0.5 ms)
+medians as (
+
+    {{ latency_percentiles('latency_histogram', [0.5]) }}
+
+),
+
 latency as (
 
     select
-        percentile_cont(0.5) within group (order by latency_seconds)
-            filter (where request_kind = 'normal') as normal_p50,
-        percentile_cont(0.5) within group (order by latency_seconds)
-            filter (where request_kind <> 'normal') as fallback_p50
-    from ({{ dashboard_window_rows(ref('int_requests'), 'request_date') }}) as window_requests
-    where latency_seconds is not null
+        max(case when request_type = 'normal' then seconds end) as normal_p50,
+        max(case when request_type = 'fallback' then seconds end) as fallback_p50
+    from medians
 
 ),
 
