@@ -13,9 +13,12 @@ The seed's Queries 1-3 run verbatim (session time zone UTC, where their DATE() m
 and 5 run with the documented fixes applied (docs/warehouse.md, "Fixes to the guide's SQL"), since the views
 deliberately answer differently from the seed's text there; the fixed SQL is what the views must equal.
 
-    .venv/bin/python benchmarks/views.py --rows 1000000
+    nice -n 10 .venv/bin/python benchmarks/views.py --rows 10000000
 
-The last line is the smallest speedup.
+Each view's median of five runs (each planned afresh) is printed beside its target (under 100 ms) with its
+speedup over the seed's query (target at least 50x); the last line is the smallest speedup and the slowest
+view, with their targets. The seed's queries are the same question asked of the raw rows. ``--keep`` keeps
+the loaded database and ``--reuse NAME`` times a kept one again (after an incremental ``dbt run``).
 """
 
 from __future__ import annotations
@@ -399,14 +402,15 @@ def load(database: db.Database, generator: Generator) -> None:
 
 
 def same_rows(view_rows: list[tuple], seed_rows: list[tuple]) -> bool:
-    """Both queries return the same rows, in any order. The views give averages and costs at a fixed
-    precision (numeric(20,2), numeric(20,10), numeric(5,2)); the seed's values are rounded to the same
-    number of decimals before comparing."""
+    """Both queries return the same rows, in any order. The views round averages and costs (to 2 or 10
+    decimals, without trailing zeros); the seed's values are rounded to the most decimals any view value of
+    the same column shows before comparing."""
     exponents: dict[int, int] = {}
     for row in view_rows:
         for i, v in enumerate(row):
             if isinstance(v, Decimal):
-                exponents.setdefault(i, v.as_tuple().exponent)  # type: ignore[arg-type]
+                exponent = int(v.as_tuple().exponent)
+                exponents[i] = min(exponents.get(i, exponent), exponent)
 
     def canonical(rows: list[tuple], rounded: bool) -> list[tuple]:
         out = []
@@ -424,9 +428,23 @@ def same_rows(view_rows: list[tuple], seed_rows: list[tuple]) -> bool:
     return canonical(view_rows, rounded=False) == canonical(seed_rows, rounded=True)
 
 
+#: Per view: at most this long at the median (seconds), and at least this many times faster than the same
+#: question asked of the raw rows.
+TARGET_SECONDS = 0.100
+TARGET_SPEEDUP = 50.0
+#: A baseline query slower than this on its first run is timed once: its noise cannot matter next to a view
+#: that is 50 times faster, and five more runs of a query over millions of rows would take minutes.
+SLOW_BASELINE_SECONDS = 1.0
+
+
 def timed(cur: psycopg.Cursor, sql: str, repeat: int) -> tuple[float, list[tuple]]:
-    """Median wall time in seconds over ``repeat`` runs (after one warm-up), and the rows."""
+    """Median wall time in seconds over ``repeat`` runs (after one warm-up), and the rows. A query whose
+    warm-up run takes longer than SLOW_BASELINE_SECONDS reports that run alone."""
+    started = time.perf_counter()
     rows = cur.execute(sql).fetchall()
+    first = time.perf_counter() - started
+    if first > SLOW_BASELINE_SECONDS:
+        return first, rows
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -443,6 +461,7 @@ def run_benchmark(
     repeat: int,
     dbt_vars: dict[str, object] | None = None,
     after_load: Callable[[db.Database], None] | None = None,
+    build_first: bool = True,
 ) -> int:
     """The frame this benchmark and ``dashboards.py`` share: parse the options, load N synthetic observations
     into a new database, ``dbt run``, then ``compare(database, repeat)``; the database is dropped after."""
@@ -456,34 +475,41 @@ def run_benchmark(
         "--repeat", type=int, default=repeat, help="timed runs per query (median is reported)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--reuse",
+        metavar="DBNAME",
+        help="use a database kept by an earlier run (--keep) instead of loading a new one",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     server = db.resolve()
-    database = create_database(server)
+    database = server.with_dbname(args.reuse) if args.reuse else create_database(server)
     logger.info("database %s", database.redacted())
     try:
-        generator = Generator(args.rows, args.days, datetime.now(UTC), random.Random(args.seed))
-        started = time.perf_counter()
-        load(database, generator)
-        if after_load is not None:
-            after_load(database)
-        logger.info("loaded %s observations in %.1f s", f"{args.rows:,}", time.perf_counter() - started)
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory() as scratch:
-            dbt_args = ["run", "--vars", json.dumps(dbt_vars)] if dbt_vars else ["run"]
-            dbt_args += ["--target-path", f"{scratch}/target", "--log-path", f"{scratch}/logs"]
-            code = run_dbt(dbt_args, database)
-        if code != 0:
-            logger.error("dbt run failed with exit code %d", code)
-            return code
-        logger.info("dbt run (full build) in %.1f s", time.perf_counter() - started)
+        if not args.reuse:
+            generator = Generator(args.rows, args.days, datetime.now(UTC), random.Random(args.seed))
+            started = time.perf_counter()
+            load(database, generator)
+            if after_load is not None:
+                after_load(database)
+            logger.info("loaded %s observations in %.1f s", f"{args.rows:,}", time.perf_counter() - started)
+        if build_first:
+            started = time.perf_counter()
+            with tempfile.TemporaryDirectory() as scratch:
+                dbt_args = ["run", "--vars", json.dumps(dbt_vars)] if dbt_vars else ["run"]
+                dbt_args += ["--target-path", f"{scratch}/target", "--log-path", f"{scratch}/logs"]
+                code = run_dbt(dbt_args, database)
+            if code != 0:
+                logger.error("dbt run failed with exit code %d", code)
+                return code
+            logger.info("dbt run in %.1f s", time.perf_counter() - started)
         return compare(database, args.repeat)
     except psycopg.Error as exc:
         logger.error("benchmark failed: %s", exc)
         return 1
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             logger.info("kept %s", database.redacted())
         else:
             drop_database(server, database)
@@ -494,13 +520,37 @@ def main() -> int:
         __doc__.splitlines()[0],
         compare,
         days=30,
-        repeat=15,
+        repeat=5,
         dbt_vars={"fallback_lookback_days": LOOKBACK_DAYS},
+    )
+
+
+def report(view: str, rows: int, view_time: float, label: str, base_time: float) -> float:
+    """Print one view's line (median, speedup, both beside their targets) and return the speedup."""
+    speedup = base_time / view_time
+    print(
+        f"{view:<34} {rows:>5} rows  view {view_time * 1000:8.2f} ms (target < {TARGET_SECONDS * 1000:.0f})"
+        f"  {label} {base_time * 1000:10.2f} ms  speedup {speedup:9.1f}x (target >= {TARGET_SPEEDUP:.0f})",
+        flush=True,
+    )
+    return speedup
+
+
+def summary(speedups: list[tuple[float, str]], times: list[tuple[float, str]]) -> None:
+    """The last line: the smallest speedup and the slowest view, beside their targets."""
+    slowest_speedup, speedup_view = min(speedups)
+    slowest_time, time_view = max(times)
+    met = slowest_speedup >= TARGET_SPEEDUP and slowest_time < TARGET_SECONDS
+    print(
+        f"minimum speedup: {slowest_speedup:.1f}x ({speedup_view}; target {TARGET_SPEEDUP:.0f}x); "
+        f"slowest view {slowest_time * 1000:.2f} ms ({time_view}; target < {TARGET_SECONDS * 1000:.0f} ms): "
+        + ("met" if met else "NOT met")
     )
 
 
 def compare(database: db.Database, repeat: int) -> int:
     speedups: list[tuple[float, str]] = []
+    times: list[tuple[float, str]] = []
     # prepare_threshold=None: every run is planned afresh, as a BI tool's ad-hoc query is.
     with database.connect(prepare_threshold=None) as conn, conn.cursor() as cur:
         # One transaction: now() is the same instant for every query below.
@@ -511,16 +561,10 @@ def compare(database: db.Database, repeat: int) -> int:
             if not same_rows(view_rows, seed_rows):
                 logger.error("%s and %s disagree:\n view: %s\n seed: %s", view, label, view_rows, seed_rows)
                 return 1
-            speedup = seed_time / view_time
-            speedups.append((speedup, view))
-            print(
-                f"{view:<28} {len(view_rows):>4} rows  view {view_time * 1000:8.2f} ms  "
-                f"{label} {seed_time * 1000:8.2f} ms  speedup {speedup:7.1f}x",
-                flush=True,
-            )
+            speedups.append((report(view, len(view_rows), view_time, label, seed_time), view))
+            times.append((view_time, view))
         conn.rollback()
-    slowest, view = min(speedups)
-    print(f"minimum speedup: {slowest:.1f}x ({view}; target 20x)")
+    summary(speedups, times)
     return 0
 
 

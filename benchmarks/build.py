@@ -1,0 +1,106 @@
+"""Benchmark: an incremental ``autopicker build`` after a day's new rows, against the full build.
+
+Loads N synthetic observations (the traffic of ``benchmarks/views.py``, over the last 90 days) into a new
+database, then times, as ``autopicker build`` runs them (``dbt build``: models, unit tests, data tests):
+
+1. the full build (``--full-refresh``), and
+2. after adding 1 % new observations (the last day's traffic), 0.1 % late ones (spread over the last 20
+   days, loaded now) and correcting 0.1 % of the stored rows (a newer version with another cost), the
+   incremental build.
+
+The last line is the incremental build's time as a fraction of the full build's, beside its target (at
+most 0.1).
+
+    nice -n 10 .venv/bin/python benchmarks/build.py --rows 10000000
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+from views import RAW_COLUMNS, Generator, run_benchmark
+
+from ingest import db
+from ingest.warehouse.dbt import run_dbt
+
+logger = logging.getLogger("benchmarks.build")
+
+TARGET_RATIO = 0.1
+NEW_SHARE = 0.01
+LATE_SHARE = 0.001
+CORRECTED_SHARE = 0.001
+
+
+def timed_build(database: db.Database, *extra: str) -> float:
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        code = run_dbt(
+            ["build", *extra, "--target-path", f"{scratch}/target", "--log-path", f"{scratch}/logs"], database
+        )
+        elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"dbt build {' '.join(extra)} failed with exit code {code}")
+    return elapsed
+
+
+def add_rows(database: db.Database, rows: int, seed: int) -> None:
+    """New and late observations, stored as the loaders store them (``_loaded_at`` = now), and corrected
+    versions of stored rows."""
+    new = Generator(int(rows * NEW_SHARE), 1, datetime.now(UTC), random.Random(seed + 1))
+    late = Generator(int(rows * LATE_SHARE), 20, datetime.now(UTC), random.Random(seed + 2))
+    columns = ", ".join(RAW_COLUMNS)
+    loaded = ", ".join(c for c in RAW_COLUMNS if c != "_loaded_at")
+    with database.connect() as conn:
+        conn.execute("create temp table arriving (like langfuse_raw.observations including defaults)")
+        with conn.cursor() as cur, cur.copy(f"copy arriving ({columns}) from stdin") as copy:
+            for generator in (new, late):
+                for line in generator.observations():
+                    copy.write(line)
+        conn.execute(
+            f"insert into langfuse_raw.observations ({loaded}, _loaded_at)"
+            f" select {loaded}, now() from arriving"
+        )
+        conn.execute(
+            "update langfuse_raw.observations"
+            " set updated_at = updated_at + interval '1 second', total_cost = total_cost * 2,"
+            " _loaded_at = now()"
+            " where id in (select id from langfuse_raw.observations tablesample system (%s))",
+            (CORRECTED_SHARE * 100,),
+        )
+        conn.execute("analyze langfuse_raw.observations")
+        conn.commit()
+
+
+def compare(database: db.Database, rows: int) -> int:
+    full = timed_build(database, "--full-refresh")
+    logger.info("full build in %.1f s", full)
+    started = time.perf_counter()
+    add_rows(database, rows, seed=42)
+    logger.info("added the new, late and corrected rows in %.1f s", time.perf_counter() - started)
+    incremental = timed_build(database)
+    ratio = incremental / full
+    print(f"full build {full:.1f} s; incremental build after 1 % new rows {incremental:.1f} s", flush=True)
+    print(f"incremental build / full build: {ratio:.3f} (target <= {TARGET_RATIO})")
+    return 0
+
+
+def main() -> int:
+    rows: list[int] = []
+
+    def compare_rows(database: db.Database, _repeat: int) -> int:
+        (count,) = database.connect().execute(
+            "select count(*) from langfuse_raw.observations"
+        ).fetchone() or (0,)
+        rows.append(count)
+        return compare(database, count)
+
+    return run_benchmark(__doc__.splitlines()[0], compare_rows, days=90, repeat=1, build_first=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
