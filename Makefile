@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test lint bench bench-ingest bench-views bench-dashboards bench-router clean
+.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router clean
 
 install: $(STAMP)
 
@@ -22,9 +22,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/autopicker demo
 
+## The report's browser tests drive Debian's Chromium (a browser download of Playwright's own cannot work
+## behind a firewall); it is installed when missing, with sudo unless we are root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the report's browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 ## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
 ## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## Lint, format check, types, and the import contracts between the parts (pyproject.toml, [tool.importlinter]).

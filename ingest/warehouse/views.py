@@ -1,4 +1,4 @@
-"""The five fallback views, read for ``autopicker show`` and the demo.
+"""The views of schema ``analytics``, read for ``autopicker show``, the demo and the report.
 
 The views live in schema ``analytics`` (the dbt profile's target schema) and are read in one transaction, so
 every view sees the same ``now()`` and the same data. Each table shows at most ``limit`` rows, in the view's
@@ -8,9 +8,13 @@ own order, and says how many more there are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from autopicker.errors import UserError
 from ingest.db import Database
@@ -69,3 +73,38 @@ def fetch_views(database: Database, limit: int) -> list[ViewRows]:
         conn.rollback()
     logger.debug("read %d views from %s", len(results), database.redacted())
     return results
+
+
+def read_views(database: Database, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of each view of schema ``analytics`` named, read in one transaction (one ``now()``); a view
+    that does not exist is a :class:`UserError` asking for a build."""
+    with database.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relname = any(%s)",
+            (SCHEMA, list(names)),
+        )
+        present = {row["relname"] for row in cur.fetchall()}
+        missing = [name for name in names if name not in present]
+        if missing:
+            raise UserError(
+                f"Schema {SCHEMA} lacks {', '.join(missing)}: run `autopicker build` first."
+                if len(missing) < len(names)
+                else f"Schema {SCHEMA} has no views yet: run `autopicker build` first."
+            )
+        result = {}
+        for name in names:
+            cur.execute(sql.SQL("select * from {}").format(sql.Identifier(SCHEMA, name)))
+            result[name] = cur.fetchall()
+        conn.rollback()
+    return result
+
+
+def last_loaded_at(database: Database) -> datetime | None:
+    """When rows were last loaded into ``langfuse_raw.observations`` (None when nothing ever was)."""
+    with database.connect() as conn:
+        if conn.execute("select to_regclass('langfuse_raw.observations')").fetchone() == (None,):
+            return None
+        row = conn.execute("select max(_loaded_at) from langfuse_raw.observations").fetchone()
+        conn.rollback()
+    return row[0] if row else None
