@@ -398,3 +398,21 @@ def test_latency_percentiles_are_within_the_stated_bound(built: Built) -> None:
         assert row[1] == requests
         for approx, value in zip(row[3:7], percentiles, strict=True):
             assert abs(float(approx) - value) <= 0.01 * value + 0.001, (request_type, row, percentiles)
+
+
+LEVEL_TEST = "source_accepted_values_langfuse_observations_level__DEBUG__DEFAULT__WARNING__ERROR"
+
+
+def test_an_incremental_build_tests_recent_rows_and_dbt_test_every_row(built: Built) -> None:
+    """A row loaded three days ago with a level of its own: a later `dbt build` tests only recent loads
+    (the two new levels of the fixture), `dbt test` every row (three)."""
+    built.warehouse.query(
+        "insert into langfuse_raw.observations (id, trace_id, type, level, start_time, updated_at,"
+        " _source_file, _batch_id, _loaded_at)"
+        " values ('old-level', 'old-level', 'EVENT', 'ANCIENT', now() - interval '3 days',"
+        " now() - interval '3 days', 'old.jsonl', 1, now() - interval '3 days') returning id"
+    )
+    build = built.warehouse.dbt("build", "--select", "source:langfuse")
+    test = built.warehouse.dbt("test", "--select", "source:langfuse")
+    assert build.status(LEVEL_TEST) == ("warn", 2)
+    assert test.status(LEVEL_TEST) == ("warn", 3)
