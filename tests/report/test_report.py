@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from autopicker.report.charts import MAX_SLICES, pie_slices
+from autopicker.report.charts import WIDGETS as WIDGET_BUILDERS
 from autopicker.report.data import DASHBOARD_VIEWS, FALLBACK_VIEWS, collect
 from autopicker.report.page import cell, write_report
 from ingest import loader
@@ -320,6 +321,16 @@ def test_every_widget_draws_and_every_number_shown_is_the_views(full: Stage) -> 
         state = page.locator(f"tr[data-alert={name}] td[data-state]")
         assert state.inner_text() == ("FIRING" if row["fires"] else "ok")
         assert state.get_attribute("data-state") == ("firing" if row["fires"] else "ok")
+
+
+def test_every_chart_is_valid_vega_lite(full: Stage) -> None:
+    data = collect(full.database)
+    for widget in WIDGET_BUILDERS:
+        drawn = widget.build(data)
+        assert drawn.chart is not None, widget.id
+        assert drawn.chart.to_dict(validate=True)["$schema"].startswith(
+            "https://vega.github.io/schema/vega-lite/"
+        )
 
 
 def test_pie_keeps_the_largest_pairs_and_sums_the_rest() -> None:
