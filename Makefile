@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router clean
+.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean
 
 install: $(STAMP)
 
@@ -48,7 +48,7 @@ BENCH_ROWS ?= 1000000
 LITELLM_VENV := .venv-litellm
 LITELLM_VERSION ?= 1.110.2
 
-bench: bench-ingest bench-views bench-dashboards bench-router
+bench: bench-ingest bench-views bench-dashboards bench-router bench-report
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --rows $(BENCH_ROWS)
@@ -58,6 +58,9 @@ bench-views: $(STAMP)
 
 bench-dashboards: $(STAMP)
 	$(BIN)/python benchmarks/dashboards.py --rows $(BENCH_ROWS)
+
+bench-report: $(STAMP)
+	$(BIN)/python benchmarks/report.py --rows $(BENCH_ROWS)
 
 $(LITELLM_VENV)/bin/litellm:
 	$(PYTHON) -m venv $(LITELLM_VENV)
