@@ -218,11 +218,17 @@ class Generator:
     rng: random.Random
 
     def observations(self) -> Iterator[str]:
-        """COPY text lines for langfuse_raw.observations, exactly ``rows`` of them."""
+        """COPY text lines for langfuse_raw.observations, exactly ``rows`` of them, oldest first.
+
+        Traces come in time order (each up to ten minutes off), as a warehouse fed by nightly loads stores
+        them: the raw table's block-range indexes on ``start_time`` and ``_loaded_at``, which the incremental
+        models and an incremental build's tests read through, work as they do in production. (Uniformly
+        random times made every such read a scan of the whole table.)"""
         produced = 0
         span = self.days * 86_400
         while produced < self.rows:
-            start = self.now - timedelta(seconds=self.rng.uniform(0, span))
+            elapsed = span * produced / self.rows + self.rng.uniform(0, 600)
+            start = self.now - timedelta(seconds=max(0.0, span - elapsed))
             for line in self._trace(start):
                 yield line
                 produced += 1
