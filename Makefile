@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean
+.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
+	java spark-install spark-start spark-stop
 
 install: $(STAMP)
 
@@ -28,6 +29,30 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the report's browser tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+## Apache Spark for the warehouse's `spark` target (docs/spark.md): Java 17 (Debian's package, when `java` is
+## missing or older) and the optional extra `[spark]` (pyspark, dbt-spark). The PostgreSQL path needs neither.
+SPARK_STAMP := $(VENV)/.spark-installed
+
+spark-install: $(SPARK_STAMP)
+
+$(SPARK_STAMP): pyproject.toml $(STAMP)
+	@$(MAKE) --no-print-directory java
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
+	@touch $@
+
+java:
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { \
+	  echo "installing Debian's openjdk-17-jre-headless for Spark"; \
+	  $(SUDO) mkdir -p /usr/share/man/man1 && $(SUDO) apt-get update -qq \
+	    && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+
+## The local Spark Thrift server (started once, reused by later builds) and its stop.
+spark-start: $(SPARK_STAMP)
+	$(BIN)/autopicker spark start
+
+spark-stop: $(SPARK_STAMP)
+	$(BIN)/autopicker spark stop
 
 ## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
 ## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker.

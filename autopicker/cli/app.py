@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from autopicker.cli import db, demo, fallbacks, ingest, nightly, report, router, warehouse
+from autopicker.cli import db, demo, fallbacks, ingest, nightly, report, router, spark, warehouse
 from autopicker.cli.console import output_console
 from autopicker.errors import UserError
 
@@ -35,7 +35,7 @@ def _root(
     )
 
 
-for group in (db, ingest, warehouse, report, nightly, fallbacks, demo, router):
+for group in (db, ingest, warehouse, spark, report, nightly, fallbacks, demo, router):
     group.register(app)
 
 

@@ -80,6 +80,14 @@ def dbt_env(database: Database) -> dict[str, str]:
 def run_dbt(args: Sequence[str], database: Database, project: Path | None = None) -> int:
     """Run one dbt command (``["build"]``, ``["test", "--select", "x"]``...) and return dbt's exit code:
     0 success, 1 a model or test failed, 2 dbt itself failed."""
+    writes = bool(args) and args[0] in _WRITING_COMMANDS
+    with _build_lock(database) if writes else contextlib.nullcontext():
+        return run_dbt_with(args, dbt_env(database), project)
+
+
+def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None = None) -> int:
+    """:func:`run_dbt` with ``env`` set for the invocation instead (and no build lock): the variables of
+    the profiles.yml target it runs (``--target spark`` reads ``AUTOPICKER_SPARK_*``)."""
     from dbt.cli.main import dbtRunner
 
     project = project or project_dir()
@@ -88,8 +96,7 @@ def run_dbt(args: Sequence[str], database: Database, project: Path | None = None
         argv += ["--project-dir", str(project)]
         if "--profiles-dir" not in argv:
             argv += ["--profiles-dir", str(project)]
-    writes = bool(argv) and argv[0] in _WRITING_COMMANDS
-    with _build_lock(database) if writes else contextlib.nullcontext(), _environment(dbt_env(database)):
+    with _environment(env):
         result = dbtRunner().invoke(argv)
     if result.exception is not None:
         logger.debug("dbt raised", exc_info=result.exception)
