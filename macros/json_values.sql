@@ -7,7 +7,25 @@
     beyond the agreed limits (macros/limits.sql) could overflow a sum or an interval further down, so these
     macros return null for anything that is not a number inside its limits: such a value is left out of
     sums and averages, as a missing one is.
+
+    On Spark the JSON columns are JSON text (see langfuse_observations): values are read with
+    get_json_object, and numbers with try_cast as decimal(38, 18), which gives null where a cast fails
+    (Spark's ANSI mode makes a plain cast raise, and dbt.safe_cast is a plain cast there).
 -#}
+
+{#- The value of `key` as text (a string unquoted, other values as JSON text), null when missing or null. -#}
+{% macro json_text(json_column, key) -%}
+    {{ return(adapter.dispatch('json_text', 'autopicker')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_column, key) -%}
+    {{ json_column }} ->> '{{ key }}'
+{%- endmacro %}
+
+{% macro spark__json_text(json_column, key) -%}
+    get_json_object({{ json_column }}, '$.{{ key }}')
+{%- endmacro %}
+
 
 {#- A number from `json_column ->> key` with lower <= value < upper, else null. -#}
 {% macro json_number_between(json_column, key, lower, upper) -%}
@@ -29,6 +47,18 @@
                     and cast({{ json_column }} ->> '{{ key }}' as numeric) < {{ upper }}
                     then cast({{ json_column }} ->> '{{ key }}' as numeric)
             end
+    end
+{%- endmacro %}
+
+{% macro spark__json_number_between(json_column, key, lower, upper) -%}
+    {%- set text = spark__json_text(json_column, key) -%}
+    {%- set number = 'try_cast(' ~ text ~ ' as decimal(38, 18))' -%}
+    case
+        when length({{ text }}) <= 64
+            and {{ text }} rlike '{{ _json_number_pattern() | replace("\\", "\\\\") }}'
+            and {{ number }} >= {{ lower }}
+            and {{ number }} < {{ upper }}
+            then {{ number }}
     end
 {%- endmacro %}
 

@@ -2,8 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('langfuse', 'observations') }}
-    where type = 'EVENT'
+    {{ langfuse_observations(source('langfuse', 'observations'), 'EVENT') }}
 
 ),
 
@@ -25,9 +24,9 @@ renamed as (
         coalesce(level, 'DEFAULT') as level,
         status_message,
         environment,
-        metadata ->> 'original_model' as original_model,
-        metadata ->> 'fallback_model' as fallback_model,
-        metadata ->> 'reason' as reason,
+        {{ json_text('metadata', 'original_model') }} as original_model,
+        {{ json_text('metadata', 'fallback_model') }} as fallback_model,
+        {{ json_text('metadata', 'reason') }} as reason,
 
         -- numerics
         {{ json_tokens('metadata', 'estimated_tokens') }} as estimated_tokens,

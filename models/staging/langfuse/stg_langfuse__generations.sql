@@ -2,8 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('langfuse', 'observations') }}
-    where type = 'GENERATION'
+    {{ langfuse_observations(source('langfuse', 'observations'), 'GENERATION') }}
 
 ),
 
