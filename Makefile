@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
-	java spark-install spark-start spark-stop
+	java spark-install spark-start spark-stop spark-cluster
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ spark-start: $(SPARK_STAMP)
 
 spark-stop: $(SPARK_STAMP)
 	$(BIN)/autopicker spark stop
+
+## A standalone Spark cluster on 127.0.0.1 (a master, two workers), the project built on it, all stopped.
+SPARK_EXPORT ?= tests/fixtures/ingest/export
+spark-cluster: $(SPARK_STAMP)
+	$(BIN)/autopicker spark cluster $(SPARK_EXPORT)
 
 ## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
 ## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker.
