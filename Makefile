@@ -59,9 +59,10 @@ SPARK_EXPORT ?= tests/fixtures/ingest/export
 spark-cluster: $(SPARK_STAMP)
 	$(BIN)/autopicker spark cluster $(SPARK_EXPORT)
 
-## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL).
-## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker.
-test: $(STAMP) chromium
+## The test suite (a real PostgreSQL: embedded, or DATABASE_URL's server; Redis at REDIS_URL; a local Spark).
+## --dist loadgroup: each module that runs dbt (marked xdist_group) keeps its dbt stages on one worker, and
+## the Spark modules share one worker and so one Spark.
+test: $(SPARK_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## Lint, format check, types, and the import contracts between the parts (pyproject.toml, [tool.importlinter]).
