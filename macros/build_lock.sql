@@ -9,8 +9,7 @@
     inserts a key the other build inserted meanwhile (the duplicate key two concurrent builds hit once), and
     a view's or table's swap never meets the other build's backup relation not yet dropped (the "relation
     ... __dbt_backup already exists" a transaction-level lock let through: dbt drops the backup after the
-    commit). A model that fails keeps its lock until its build's connections close, at the end of that
-    build. `autopicker build` also holds a lock for its whole run (ingest/warehouse/dbt.py).
+    commit). A model that fails releases its lock when dbt closes the model's connection. `autopicker build` also holds a lock for its whole run (ingest/warehouse/dbt.py).
 -#}
 {% macro build_lock() -%}
     {{ return(adapter.dispatch('build_lock', 'autopicker')()) }}

@@ -123,3 +123,43 @@ def test_two_builds_at_once_both_succeed(built_once: Database, tmp_path: Path, k
     assert requests[0] == requests[1] == 80
     assert float(requests[2]) == pytest.approx(80 * 0.002)
     assert daily[0] == 80
+
+
+def test_views_are_replaced_in_place_and_rebuilt_when_their_columns_changed(
+    built_once: Database, tmp_path: Path
+) -> None:
+    """Views are replaced in place (macros/view_materialization.sql), so a reader never finds one missing;
+    when the new columns do not extend the old ones, or a table stands where the view belongs, the build
+    still leaves the model's view."""
+    database = built_once
+    names = ["fallback_all_daily", "fallback_cost_impact", "fallback_success_rate"]
+    oid = "select %s::regclass::oid"
+    with database.connect() as conn:
+        before = conn.execute(oid, ("analytics.fallback_success_rate",)).fetchone()
+        conn.execute("drop view analytics.fallback_all_daily")
+        conn.execute("create view analytics.fallback_all_daily as select 1 as other_column")
+        conn.execute("drop view analytics.fallback_cost_impact")
+        conn.execute("create table analytics.fallback_cost_impact (other_column int)")
+        conn.commit()
+    scratch = tmp_path / "again"
+    paths = ["--target-path", str(scratch / "t"), "--log-path", str(scratch / "l")]
+    assert run_dbt(["run", "--select", *names, *paths], database) == 0
+    with database.connect() as conn:
+        after = conn.execute(oid, ("analytics.fallback_success_rate",)).fetchone()
+        kinds = dict(
+            conn.execute(
+                "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                " where n.nspname = 'analytics' and c.relname = any(%s)",
+                (names,),
+            ).fetchall()
+        )
+        described = conn.execute("select * from analytics.fallback_all_daily limit 0").description or []
+    assert before == after  # the same view, its definition replaced
+    assert kinds == dict.fromkeys(names, "v")
+    assert [d.name for d in described] == [
+        "fallback_type",
+        "original_model",
+        "fallback_model",
+        "total_fallbacks",
+        "date",
+    ]
