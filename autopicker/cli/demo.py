@@ -2,8 +2,9 @@
 
 Simulated router traffic (AutoPickerLLM over seeded simulated providers, traced through the Langfuse SDK into
 the offline sink) -> a Langfuse blob-storage export folder -> ``ingest files`` -> ``dbt build`` -> the five
-fallback views printed as tables. The export lands in ``.autopicker/demo-export`` (emptied first, so repeated
-demos do not pile up files); its timestamps are spread over the days before now so the 7-day views are full.
+fallback views printed as tables -> the report (``autopicker report``), whose path it prints last. The
+export lands in ``.autopicker/demo-export`` (emptied first, so repeated demos do not pile up files); its
+timestamps are spread over the days before now so the 7-day views are full.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run_demo(console: Console, options: DemoOptions) -> int:
     console.print(f"warehouse: {where}", highlight=False)
 
     out = db.home_dir() / "demo-export"
-    console.print(Rule("1/4 simulate router traffic"))
+    console.print(Rule("1/5 simulate router traffic"))
     shutil.rmtree(out, ignore_errors=True)
     try:
         out.mkdir(parents=True)
@@ -67,22 +68,28 @@ def run_demo(console: Console, options: DemoOptions) -> int:
         highlight=False,
     )
 
-    console.print(Rule("2/4 ingest the export into langfuse_raw"))
+    console.print(Rule("2/5 ingest the export into langfuse_raw"))
     reporter = make_reporter()
     result = ingest_files(database, [str(out)], reporter=reporter)
     reporter.summary(result)
 
-    console.print(Rule("3/4 dbt build"))
+    console.print(Rule("3/5 dbt build"))
     ensure_raw_schema(database)
     dbt_code = run_dbt(["build"], database)
 
-    console.print(Rule("4/4 the five fallback views (schema analytics)"))
+    console.print(Rule("4/5 the five fallback views (schema analytics)"))
     render_views(fetch_views(database, options.limit), console)
+
+    console.print(Rule("5/5 the report: the three dashboards, the views and the alerts"))
+    from autopicker.cli.report import write
+
+    index = write(database=database)
     console.print(
         "Next: `autopicker show` prints the views again, `autopicker db url` gives the connection for a "
         "BI tool, `autopicker db stop` stops the embedded server.",
         highlight=False,
     )
+    console.print(f"report: {index}", highlight=False, soft_wrap=True)
     return max(result.exit_code, dbt_code)
 
 
@@ -92,7 +99,8 @@ def demo(
     days: Annotated[float, typer.Option("--days", min=0.01, help="Spread over the last D days.")] = 7.0,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows per view.")] = 10,
 ) -> None:
-    """The main job end to end: simulate router traffic, ingest its export, `dbt build`, print the views."""
+    """The main job end to end: simulate router traffic, ingest its export, `dbt build`, print the views,
+    write the report."""
     options = DemoOptions(requests=requests, seed=seed, days=days, limit=limit)
     raise typer.Exit(run_demo(output_console(), options))
 

@@ -1,6 +1,6 @@
 """``autopicker nightly``: the unattended job. Ingest every source, then ``dbt build``, then ``dbt source
-freshness``, under the warehouse's nightly lock (:mod:`ingest.warehouse.nightly` holds the configuration
-and the lock; docs/nightly.md the rules).
+freshness``, then the report (``--no-report`` leaves it out), under the warehouse's nightly lock
+(:mod:`ingest.warehouse.nightly` holds the configuration and the lock; docs/nightly.md the rules).
 
 Every step runs even when an earlier one failed (a failed ingest still leaves the warehouse consistent, and
 the build then covers what did load; freshness says how stale the data is); the summary table lists each
@@ -45,8 +45,11 @@ class Step:
         return self.status != "ok"
 
 
-def run_nightly(database: db.Database, config: NightlyConfig, *, wait: bool = False) -> list[Step]:
-    """Run the job; returns its steps (a step that raised is recorded as failed with its sentence)."""
+def run_nightly(
+    database: db.Database, config: NightlyConfig, *, wait: bool = False, report: Path | None = None
+) -> list[Step]:
+    """Run the job; returns its steps (a step that raised is recorded as failed with its sentence). With
+    ``report``, the last step writes the report into that folder."""
     steps: list[Step] = []
     with nightly_lock(database, wait=wait, on_wait=lambda text: err_console.print(text, highlight=False)):
         for source in config.sources:
@@ -55,6 +58,8 @@ def run_nightly(database: db.Database, config: NightlyConfig, *, wait: bool = Fa
         steps.append(
             _timed("dbt source freshness", lambda step: _dbt(["source", "freshness"], database, step))
         )
+        if report is not None:
+            steps.append(_timed("report", functools.partial(_report, database, report)))
     return steps
 
 
@@ -141,6 +146,12 @@ def _dbt(args: list[str], database: db.Database, step: Step) -> None:
         step.status, step.detail = "failed", f"dbt itself failed (exit code {code}; see its log above)"
 
 
+def _report(database: db.Database, out: Path, step: Step) -> None:
+    from autopicker.cli.report import write
+
+    step.detail = str(write(out, database))
+
+
 def render_steps(steps: list[Step], out: Console) -> None:
     """The job's summary: one row per step."""
     table = Table(title="autopicker nightly", title_justify="left", box=box.SIMPLE)
@@ -179,11 +190,32 @@ def nightly_command(
             help="If another nightly job is running on this warehouse, wait for it instead of exiting.",
         ),
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="Write the report (`autopicker report`) after the build, or leave it out.",
+        ),
+    ] = True,
+    report_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-out",
+            help="Folder of the report (default: report/ in the local state folder).",
+            show_default=False,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Ingest (Langfuse API or exports), then dbt build, then dbt source freshness; exit 1 on any failure."""
+    """Ingest (Langfuse API or exports), then dbt build, dbt source freshness and the report; exit 1 on any
+    failure."""
+    from autopicker.cli.report import default_out
+
     settings = load_config(config, cli_sources=source)
     database = db.resolve()
-    steps = run_nightly(database, settings, wait=wait)
+    steps = run_nightly(
+        database, settings, wait=wait, report=(report_out or default_out()) if report else None
+    )
     render_steps(steps, console)
     failed = [s for s in steps if s.failed]
     if failed:

@@ -21,12 +21,12 @@ def default_out() -> Path:
     return db.home_dir() / "report"
 
 
-def write(out: Path | None = None) -> Path:
+def write(out: Path | None = None, database: db.Database | None = None) -> Path:
     """Write the report of the warehouse as it stands; returns the path of its ``index.html``."""
     from autopicker.report.data import collect
     from autopicker.report.page import write_report
 
-    database = db.resolve()
+    database = database or db.resolve()
     written = write_report(collect(database), out or default_out())
     return written.index
 

@@ -199,7 +199,7 @@ def cost_by_fallback_type(data: ReportData) -> Drawn:
     note = "; ".join(
         f"{v['type']}: cost known for {v['costed']:,} of {v['requests']:,} requests" for v in partial
     )
-    return Drawn(bars + text, note=note)
+    return Drawn(bars + text, note=f"{note}." if note else "")
 
 
 def cost_trend(data: ReportData) -> Drawn:

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import vl_convert
 
+from autopicker.errors import UserError
 from autopicker.report.charts import WIDGETS, Drawn, Widget
 from autopicker.report.data import FALLBACK_VIEWS, ReportData
 
@@ -131,9 +132,12 @@ def _environment() -> jinja2.Environment:
 def write_report(data: ReportData, out: Path) -> WrittenReport:
     """Render the report of ``data`` into folder ``out`` (created if needed; its previous report replaced)."""
     started = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
-    # Written beside the old report and moved into place, so a reader never sees half a report.
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Written beside the old report and moved into place, so a reader never sees half a report.
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    except OSError as exc:
+        raise UserError(f"Cannot write the report into {out}: {exc.strerror or exc}.") from None
     try:
         charts_dir = staging / "charts"
         charts_dir.mkdir()
@@ -156,6 +160,8 @@ def write_report(data: ReportData, out: Path) -> WrittenReport:
         shutil.rmtree(out / "charts", ignore_errors=True)
         os.replace(charts_dir, out / "charts")
         os.replace(staging / "index.html", out / "index.html")
+    except OSError as exc:
+        raise UserError(f"Cannot write the report into {out}: {exc.strerror or exc}.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report = WrittenReport(

@@ -61,7 +61,7 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
             first.communicate()
     assert first.returncode == 0, out + err
     summary = out[out.index("autopicker nightly") :]
-    for step in ("ingest api", "dbt build", "dbt source freshness"):
+    for step in ("ingest api", "dbt build", "dbt source freshness", "report"):
         assert any(
             line.split()[: len(step.split()) + 1] == [*step.split(), "ok"]
             for line in summary.splitlines()
@@ -71,6 +71,31 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
         assert conn.execute("SELECT count(*) FROM langfuse_raw.observations").fetchone() == (9,)
         daily = conn.execute("SELECT sum(total_fallbacks) FROM analytics.fallback_all_daily").fetchone()
     assert daily == (3,)  # the three fallback events, through the freshly built views
+    report = tmp_path / "report" / "index.html"  # the last step: the report, in the local state folder
+    assert str(report) in summary.replace("\n", "") and "Fallback Monitoring" in report.read_text()
+
+
+def test_no_report_leaves_the_report_out(database: Database, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database.url,
+        "AUTOPICKER_HOME": str(tmp_path),
+        "AUTOPICKER_PROJECT_DIR": str(REPO),
+    }
+    export = REPO / "tests" / "fixtures" / "ingest" / "export"
+    done = subprocess.run(
+        [*CLI, "nightly", "--source", str(export), "--no-report"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = done.stdout[done.stdout.index("autopicker nightly") :].splitlines()[1:]
+    steps = [line.split()[0] for line in table if line.strip()]
+    assert "dbt" in steps and "report" not in steps
+    assert not (tmp_path / "report").exists()
 
 
 def test_a_second_job_with_wait_waits_for_the_first(database: Database) -> None:
