@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install chromium demo test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
+.PHONY: install chromium demo docs-images test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
 	java spark-install spark-start spark-stop spark-cluster
 
 install: $(STAMP)
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 ## The main job: simulated router traffic -> export files -> warehouse -> dbt build -> the five views.
 demo: $(STAMP)
 	$(BIN)/autopicker demo
+
+## The screenshots of docs/report.md, from the report of the demo's warehouse.
+docs-images: $(STAMP) chromium
+	$(BIN)/autopicker demo >/dev/null
+	$(BIN)/python -m tests.support.screenshots .autopicker/report/index.html docs/images
 
 ## The report's browser tests drive Debian's Chromium (a browser download of Playwright's own cannot work
 ## behind a firewall); it is installed when missing, with sudo unless we are root.
