@@ -4,7 +4,13 @@
     The views in schema analytics are granted to the roles of var `bi_roles` (default `autopicker_bi`, the
     name `autopicker bi-role` suggests). A warehouse built before any BI role exists would otherwise fail
     its build on "role does not exist"; here such a role is left out of the grant (logged at debug level),
-    and the next build after `autopicker bi-role` grants it. Everything else is dbt's own apply_grants.
+    and the next build after `autopicker bi-role` grants it.
+
+    Views are replaced in place (macros/view_materialization.sql), so dbt revokes whatever a view holds
+    beyond its grants config. A role that the default privileges of the views' owner grant SELECT in the
+    view's schema (how `autopicker bi-role` gives access) is what a new view would hold, so it counts as
+    wanted too: a build leaves each view with what a freshly created one would have. Everything else is
+    dbt's own apply_grants.
 -#}
 {% macro postgres__apply_grants(relation, grant_config, should_revoke=True) %}
     {%- set existing_grants = {} -%}
@@ -32,6 +38,25 @@
             {%- endfor -%}
             {%- do existing_grants.update({privilege: present}) -%}
         {%- endfor -%}
+        {%- if 'select' in existing_grants -%}
+            {%- set defaults_query -%}
+                select distinct grantee.rolname
+                from pg_default_acl d
+                left join pg_namespace n on n.oid = d.defaclnamespace
+                cross join lateral aclexplode(d.defaclacl) a
+                join pg_roles grantee on grantee.oid = a.grantee
+                where d.defaclrole = (select oid from pg_roles where rolname = current_user)
+                  and d.defaclobjtype = 'r'
+                  and (d.defaclnamespace = 0 or n.nspname = '{{ relation.schema | replace("'", "''") }}')
+                  and a.privilege_type = 'SELECT'
+                order by 1
+            {%- endset -%}
+            {%- for role in run_query(defaults_query).columns[0].values() -%}
+                {%- if role not in existing_grants['select'] -%}
+                    {%- do existing_grants['select'].append(role) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endif -%}
     {%- endif -%}
     {{ return(default__apply_grants(relation, existing_grants if grant_config else grant_config, should_revoke)) }}
 {% endmacro %}
