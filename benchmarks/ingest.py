@@ -39,6 +39,7 @@ from isal import igzip
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from autopicker.export_row import export_row  # noqa: E402
 from ingest import db  # noqa: E402
 from ingest.normalize import COPY_COLUMNS  # noqa: E402
 
@@ -107,50 +108,32 @@ def _row(rnd: random.Random, i: int, start: datetime) -> tuple[dict, str | None]
         level = "DEFAULT"
         if kind == "SPAN":
             name, metadata, natural = "autopicker.request", {}, {}
-    row = {
-        "id": f"{rnd.getrandbits(64):016x}",
-        "trace_id": trace,
-        "start_time": _ts(start),
-        "end_time": _ts(end),
-        "project_id": PROJECT,
-        "parent_observation_id": "",
-        "type": kind,
-        "name": name,
-        "level": level,
-        "status_message": None,
-        "version": None,
-        "environment": "production",
-        "bookmarked": False,
-        "public": False,
-        "user_id": None,
-        "session_id": f"s-{i // 20}",
-        "is_root_observation": kind == "SPAN",
-        "completion_start_time": _ts(completion) if completion else None,
-        "created_at": _ts(created),
-        "updated_at": _ts(created),
-        "input": None,
-        "output": None,
-        "metadata": metadata,
-        "provided_model_name": model,
-        "model_id": None,
-        "model_parameters": json.dumps(parameters) if parameters else None,
-        "usage_details": usage,
-        "cost_details": cost_details,
-        "total_cost": cost,
-        "usage_pricing_tier_id": None,
-        "usage_pricing_tier_name": None,
-        "prompt_id": None,
-        "prompt_name": None,
-        "prompt_version": None,
-        "latency": duration,
-        "time_to_first_token": ttft,
-        "tool_definitions": {},
-        "tool_calls": [],
-        "tool_call_names": [],
-        "tags": [],
-        "release": None,
-        "trace_name": "chat",
-    }
+    row = export_row(
+        id=f"{rnd.getrandbits(64):016x}",
+        trace_id=trace,
+        start_time=_ts(start),
+        end_time=_ts(end),
+        project_id=PROJECT,
+        parent_observation_id="",
+        type=kind,
+        name=name,
+        level=level,
+        environment="production",
+        session_id=f"s-{i // 20}",
+        is_root_observation=kind == "SPAN",
+        completion_start_time=_ts(completion) if completion else None,
+        created_at=_ts(created),
+        updated_at=_ts(created),
+        metadata=metadata,
+        provided_model_name=model,
+        model_parameters=json.dumps(parameters) if parameters else None,
+        usage_details=usage,
+        cost_details=cost_details,
+        total_cost=cost,
+        latency=duration,
+        time_to_first_token=ttft,
+        trace_name="chat",
+    )
     if kind == "SPAN":
         return row, None
     values = {

@@ -49,86 +49,26 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from autopicker.export_row import BY_NAME, LOADED
+
 logger = logging.getLogger(__name__)
 
 LOADED_TYPES = frozenset({"EVENT", "GENERATION"})
 LATENCY_UNITS = ("auto", "s", "ms")
 
-#: Columns of ``langfuse_raw.observations`` in the order of a normalised COPY line.
-COPY_COLUMNS = (
-    "id",
-    "trace_id",
-    "project_id",
-    "parent_observation_id",
-    "type",
-    "name",
-    "level",
-    "status_message",
-    "environment",
-    "model",
-    "model_parameters",
-    "usage_details",
-    "cost_details",
-    "total_cost",
-    "start_time",
-    "end_time",
-    "completion_start_time",
-    "created_at",
-    "updated_at",
-    "latency",
-    "time_to_first_token",
-    "metadata",
-    "input",
-    "output",
-    "_source_file",
-    "_batch_id",
-)
+#: Columns of ``langfuse_raw.observations`` in the order of a normalised COPY line: the export's loaded
+#: fields (autopicker.export_row), then the lineage.
+COPY_COLUMNS = tuple(f.column for f in LOADED if f.column is not None) + ("_source_file", "_batch_id")
 
-# Keys per style, in the order of the fields read by Normalizer.from_dict (model is looked up apart).
-_SNAKE = (
-    "trace_id",
-    "project_id",
-    "parent_observation_id",
-    "name",
-    "level",
-    "status_message",
-    "environment",
-    "model_parameters",
-    "usage_details",
-    "cost_details",
-    "total_cost",
-    "start_time",
-    "end_time",
-    "completion_start_time",
-    "created_at",
-    "updated_at",
-    "latency",
-    "time_to_first_token",
-    "metadata",
-    "provided_model_name",
+# The fields Normalizer.from_dict reads by position: the loaded ones but id and type (read first) and input
+# and output (read only with with_io), in the raw table's order, and the model last (it has other names too).
+_MODEL = BY_NAME["provided_model_name"]
+_READ = tuple(f for f in LOADED if f.name not in ("id", "type", "input", "output") and f is not _MODEL) + (
+    _MODEL,
 )
-_CAMEL = (
-    "traceId",
-    "projectId",
-    "parentObservationId",
-    "name",
-    "level",
-    "statusMessage",
-    "environment",
-    "modelParameters",
-    "usageDetails",
-    "costDetails",
-    "totalCost",
-    "startTime",
-    "endTime",
-    "completionStartTime",
-    "createdAt",
-    "updatedAt",
-    "latency",
-    "timeToFirstToken",
-    "metadata",
-    "providedModelName",
-)
+# Keys per style, in that order: blob-storage exports (snake_case), the UI's export and the API (camelCase).
+_SNAKE = tuple(f.name for f in _READ)
+_CAMEL = tuple(f.camel for f in _READ)
 _SNAKE_FIELDS = operator.itemgetter(*_SNAKE)
 _CAMEL_FIELDS = operator.itemgetter(*_CAMEL)
 
@@ -432,18 +372,7 @@ def _text(value: Any, field: str) -> str:
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Numbers = dict[str, _Int64 | float]
 
-_TEXT_FIELDS = (
-    "id",
-    "trace_id",
-    "project_id",
-    "parent_observation_id",
-    "type",
-    "name",
-    "level",
-    "status_message",
-    "environment",
-    "model",
-)
+_TEXT_FIELDS = COPY_COLUMNS[:10]  # the text columns, id to model
 
 
 class _ExportRow(msgspec.Struct, gc=False):
@@ -483,6 +412,8 @@ class _ExportRow(msgspec.Struct, gc=False):
     traceId: Any = msgspec.UNSET  # noqa: N815 - present in camelCase rows, which are read the general way
 
 
+if _ExportRow.__struct_fields__[: len(_SNAKE)] != _SNAKE:  # pragma: no cover - a declaration mistake
+    raise RuntimeError("ingest.normalize: _ExportRow must declare the fields of _SNAKE first, in its order")
 _decode_export_row = msgspec.json.Decoder(_ExportRow).decode
 _astuple = msgspec.structs.astuple
 _UNSET = msgspec.UNSET

@@ -2,10 +2,13 @@
 
 Every table the loaders write is declared here; :func:`ensure_schema` creates what is missing and adds new
 columns and indexes to existing tables, so an older warehouse is upgraded in place by any command that loads.
-Column names follow Langfuse's snake_case export names; the loader's own columns start with an underscore.
+The observations table's columns follow from the export row (:mod:`autopicker.export_row`), named as its
+snake_case export names; the loader's own columns start with an underscore.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -24,46 +27,45 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 
+from autopicker.export_row import LOADED, Field
+
 RAW_SCHEMA = "langfuse_raw"
 TS = TIMESTAMP(timezone=True)
 
 metadata = MetaData(schema=RAW_SCHEMA)
 
-#: Observations of type EVENT and GENERATION, one row per id, the newest version (greatest ``updated_at``).
+# The type each kind of export value is stored as (see autopicker.export_row).
+_COLUMN_TYPES: dict[str, Any] = {
+    "text": Text,
+    "timestamp": TS,
+    "decimal": Numeric,  # money keeps the exported digits
+    "seconds": Double,
+    "json_text": JSONB,
+    "numbers": JSONB,
+    "strings": JSONB,
+}
+# The columns the ingest's rules make required (see ingest.normalize): a version always, metadata an object.
+_REQUIRED = {"trace_id", "type", "start_time", "updated_at"}
+
+
+def _export_column(field: Field) -> Column:
+    name = field.column
+    assert name is not None
+    if name == "id":
+        # The key compares bytes (COLLATE "C"): ids have no language to sort by, and locale-aware
+        # comparisons made the server's work for a 1M-row load ~7% greater.
+        return Column("id", Text(collation="C"), primary_key=True)
+    if name == "metadata":
+        return Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    return Column(name, _COLUMN_TYPES[field.kind], nullable=name not in _REQUIRED)
+
+
+#: Observations of type EVENT and GENERATION, one row per id, the newest version (greatest ``updated_at``):
+#: the export's loaded fields (prompts and answers only when loaded with --with-io), then the lineage.
 observations = Table(
     "observations",
     metadata,
-    # ids; the key compares bytes (COLLATE "C"): ids have no language to sort by, and locale-aware
-    # comparisons made the server's work for a 1M-row load ~7% greater
-    Column("id", Text(collation="C"), primary_key=True),
-    Column("trace_id", Text, nullable=False),
-    Column("project_id", Text),
-    Column("parent_observation_id", Text),
-    # what it is
-    Column("type", Text, nullable=False),
-    Column("name", Text),
-    Column("level", Text),
-    Column("status_message", Text),
-    Column("environment", Text),
-    # model and money
-    Column("model", Text),
-    Column("model_parameters", JSONB),
-    Column("usage_details", JSONB),
-    Column("cost_details", JSONB),
-    Column("total_cost", Numeric),
-    # timestamps (UTC) and durations (seconds)
-    Column("start_time", TS, nullable=False),
-    Column("end_time", TS),
-    Column("completion_start_time", TS),
-    Column("created_at", TS),
-    Column("updated_at", TS, nullable=False),
-    Column("latency", Double),
-    Column("time_to_first_token", Double),
-    # payload: metadata always, prompts and answers only when loaded with --with-io
-    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("input", JSONB),
-    Column("output", JSONB),
-    # lineage
+    *(_export_column(field) for field in LOADED),
     Column("_source_file", Text, nullable=False),
     Column("_loaded_at", TS, nullable=False, server_default=text("now()")),
     Column("_batch_id", BigInteger, nullable=False),

@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from autopicker.clock import Clock, SystemClock
+from autopicker.export_row import export_row
 
 if TYPE_CHECKING:
     from langfuse import Langfuse
@@ -123,55 +124,43 @@ def observation_row(span: ReadableSpan, project_id: str, exported_ns: int) -> di
     tags = attrs.get("langfuse.trace.tags")
     created = _row_time(max(exported_ns, end_ns))
     model_parameters = attrs.get("langfuse.observation.model.parameters")
-    return {
-        "id": format_span_id(span.context.span_id),
-        "trace_id": format_trace_id(span.context.trace_id),
-        "start_time": _row_time(start_ns),
-        "end_time": _row_time(end_ns),
-        "project_id": project_id,
-        "parent_observation_id": format_span_id(parent.span_id) if parent is not None else "",
-        "type": str(attrs.get("langfuse.observation.type") or "span").upper(),
-        "name": span.name,
-        "level": str(attrs.get("langfuse.observation.level") or "DEFAULT"),
-        "status_message": attrs.get("langfuse.observation.status_message"),
-        "version": attrs.get("langfuse.version"),
-        "environment": attrs.get("langfuse.environment") or resource.get("langfuse.environment") or "default",
-        "bookmarked": False,
-        "public": bool(attrs.get("langfuse.trace.public", False)),
-        "user_id": attrs.get("user.id"),
-        "session_id": attrs.get("session.id"),
-        "is_root_observation": parent is None,
-        "completion_start_time": _row_time(completion_ns) if completion_ns is not None else None,
-        "created_at": created,
-        "updated_at": created,
-        "input": _decode(attrs.get("langfuse.observation.input")),
-        "output": _decode(attrs.get("langfuse.observation.output")),
-        "metadata": metadata,
-        "provided_model_name": attrs.get("langfuse.observation.model.name"),
-        "model_id": None,
-        "model_parameters": model_parameters if isinstance(model_parameters, str) else None,
-        "usage_details": usage,
-        "cost_details": cost,
-        "total_cost": total_cost,
-        "usage_pricing_tier_id": None,
-        "usage_pricing_tier_name": None,
-        "prompt_id": None,
-        "prompt_name": attrs.get("langfuse.observation.prompt.name"),
-        "prompt_version": attrs.get("langfuse.observation.prompt.version"),
-        "latency": round((end_ns - start_ns) / 1e9, 6),
-        "time_to_first_token": round((completion_ns - start_ns) / 1e9, 6)
-        if completion_ns is not None
-        else None,
-        "tool_definitions": {},
-        "tool_calls": [],
-        "tool_call_names": [],
-        "tags": list(tags) if tags else [],
-        "release": attrs.get("langfuse.release") or resource.get("langfuse.release"),
-        "trace_name": attrs.get("langfuse.trace.name"),
-        "input_price": None,
-        "output_price": None,
-        "total_price": None,
-    }
+    # Columns the SDK has nothing for keep Langfuse's value for none (autopicker.export_row).
+    return export_row(
+        id=format_span_id(span.context.span_id),
+        trace_id=format_trace_id(span.context.trace_id),
+        start_time=_row_time(start_ns),
+        end_time=_row_time(end_ns),
+        project_id=project_id,
+        parent_observation_id=format_span_id(parent.span_id) if parent is not None else "",
+        type=str(attrs.get("langfuse.observation.type") or "span").upper(),
+        name=span.name,
+        level=str(attrs.get("langfuse.observation.level") or "DEFAULT"),
+        status_message=attrs.get("langfuse.observation.status_message"),
+        version=attrs.get("langfuse.version"),
+        environment=attrs.get("langfuse.environment") or resource.get("langfuse.environment") or "default",
+        public=bool(attrs.get("langfuse.trace.public", False)),
+        user_id=attrs.get("user.id"),
+        session_id=attrs.get("session.id"),
+        is_root_observation=parent is None,
+        completion_start_time=_row_time(completion_ns) if completion_ns is not None else None,
+        created_at=created,
+        updated_at=created,
+        input=_decode(attrs.get("langfuse.observation.input")),
+        output=_decode(attrs.get("langfuse.observation.output")),
+        metadata=metadata,
+        provided_model_name=attrs.get("langfuse.observation.model.name"),
+        model_parameters=model_parameters if isinstance(model_parameters, str) else None,
+        usage_details=usage,
+        cost_details=cost,
+        total_cost=total_cost,
+        prompt_name=attrs.get("langfuse.observation.prompt.name"),
+        prompt_version=attrs.get("langfuse.observation.prompt.version"),
+        latency=round((end_ns - start_ns) / 1e9, 6),
+        time_to_first_token=round((completion_ns - start_ns) / 1e9, 6) if completion_ns is not None else None,
+        tags=list(tags) if tags else [],
+        release=attrs.get("langfuse.release") or resource.get("langfuse.release"),
+        trace_name=attrs.get("langfuse.trace.name"),
+    )
 
 
 class BlobExportSpanExporter(SpanExporter):
@@ -245,11 +234,6 @@ class BlobExportSpanExporter(SpanExporter):
         if not self._closed:
             self.force_flush()
             self._closed = True
-
-    @property
-    def rows_written(self) -> int:
-        """Rows in every run written so far."""
-        return sum(run.rows for run in self.runs)
 
     def _write_locked(self, limit: int | None = None) -> ExportRun | None:
         if not self._rows:

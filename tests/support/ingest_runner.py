@@ -12,14 +12,11 @@ from typer.testing import CliRunner
 
 from autopicker.cli.app import app
 from autopicker.errors import UserError
+from autopicker.export_row import LOADED
 from ingest.db import Database
 
 #: Columns that say what was loaded (lineage columns left out), as the tests compare them.
-CONTENT = (
-    "id, trace_id, project_id, parent_observation_id, type, name, level, status_message, environment, model, "
-    "model_parameters, usage_details, cost_details, total_cost, start_time, end_time, completion_start_time, "
-    "created_at, updated_at, latency, time_to_first_token, metadata, input, output"
-)
+CONTENT = ", ".join(f.column for f in LOADED if f.column is not None)
 
 
 @dataclass
