@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.util import types
 
 from autopicker.clock import Clock
@@ -132,6 +132,64 @@ class _ClockSpan(trace_api.Span):
         escaped: bool = False,
     ) -> None:
         self._span.record_exception(exception, attributes, _clock_ns(self._clock), escaped)
+
+
+class ReplayTracerProvider(ClockTracerProvider):
+    """A provider whose spans are stamped with the times of a request replayed after the fact.
+
+    Traced requests record what happened, and when, in plain Python objects; a background thread replays each
+    record through the Langfuse SDK later (:mod:`router.trace_replay`). Before each SDK call the replaying
+    thread sets :meth:`at` to the time the step happened, and before a trace's root span :meth:`preset` the
+    trace id the request already returned to its caller. Only that thread may use this provider's tracer.
+    """
+
+    def __init__(self, id_generator: IdGenerator | None = None, **kwargs: Any) -> None:
+        self._ids = _PresetTraceIds(id_generator or RandomIdGenerator())
+        self._replay_clock = _ReplayClock()
+        super().__init__(self._replay_clock, id_generator=self._ids, **kwargs)
+
+    def new_trace_id(self) -> str:
+        """A fresh trace id (32 hex digits) for a request being recorded; any thread may ask."""
+        return format(self._ids.base.generate_trace_id(), "032x")
+
+    def at(self, seconds: float) -> None:
+        """Stamp the spans started and ended from now on with ``seconds``."""
+        self._replay_clock.now = seconds
+
+    def preset(self, trace_id: str) -> None:
+        """Give the next root span this trace id."""
+        self._ids.preset = int(trace_id, 16)
+
+
+class _ReplayClock:
+    """The time of the step being replayed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        raise NotImplementedError("a replay clock cannot sleep")
+
+    async def asleep(self, seconds: float) -> None:
+        raise NotImplementedError("a replay clock cannot sleep")
+
+
+class _PresetTraceIds(IdGenerator):
+    """Trace ids given in advance (the replayed request's), else from the base generator."""
+
+    def __init__(self, base: IdGenerator) -> None:
+        self.base = base
+        self.preset: int | None = None
+
+    def generate_span_id(self) -> int:
+        return self.base.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        preset, self.preset = self.preset, None
+        return preset if preset is not None else self.base.generate_trace_id()
 
 
 class SeededIdGenerator(IdGenerator):

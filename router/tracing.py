@@ -8,15 +8,17 @@ get no generation, because no call was made; their fallback event says why.
 
 Zero configuration: :meth:`Tracing.from_env` turns tracing on when ``LANGFUSE_PUBLIC_KEY`` and
 ``LANGFUSE_SECRET_KEY`` are set (``LANGFUSE_BASE_URL`` picks the server), or writes an offline export when
-``AUTOPICKER_TRACE_DIR`` is set, and is off otherwise. The SDK exports from a background thread, so a slow or
-dead Langfuse never delays a request; and every SDK call here is guarded, so a tracing fault is logged and the
-request goes on.
+``AUTOPICKER_TRACE_DIR`` is set, and is off otherwise. A request only records its trace; the SDK calls and the
+export happen in background threads (:mod:`router.trace_replay`), so neither the SDK's work nor a slow or dead
+Langfuse delays a request; and every SDK call is guarded, so a tracing fault is logged and the request goes
+on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,21 +27,26 @@ from typing import TYPE_CHECKING, Any
 
 from autopicker.clock import Clock, SystemClock
 
+from .trace_replay import Step, TraceState
+
 if TYPE_CHECKING:
     from langfuse import Langfuse
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
 
     from .catalog import Cost
     from .export_sink import BlobExportSpanExporter
     from .provider import Usage
+    from .trace_replay import Replayer
 
 logger = logging.getLogger(__name__)
 
-ROOT_NAME = "autopicker.request"
-GENERATION_NAME = "llm_call"
 RATE_LIMIT_EVENT = "rate_limit_fallback"
 CONTEXT_LENGTH_EVENT = "context_length_fallback"
 TRACE_DIR_ENV = "AUTOPICKER_TRACE_DIR"
 PROJECT_ENV = "AUTOPICKER_TRACE_PROJECT"
+#: The replayer of each public key given to :meth:`Tracing.langfuse` (the SDK has one client per key).
+_REPLAYERS: dict[str, Replayer] = {}
+_REPLAYERS_LOCK = threading.Lock()
 #: Model parameters worth recording on a generation (the rest may be large or secret).
 _RECORDED_PARAMS = (
     "temperature",
@@ -75,7 +82,12 @@ def _guarded(what: str) -> Any:
 
 
 class Tracing:
-    """The Langfuse client requests are traced to (or none), and what to record."""
+    """The Langfuse client requests are traced to (or none), and what to record.
+
+    With a ``replayer`` (as :meth:`langfuse`, :meth:`offline` and :meth:`from_env` build it) a request only
+    records its trace and the SDK calls happen in a background thread (:mod:`router.trace_replay`). A client
+    given alone is called as the request runs, on the request path.
+    """
 
     def __init__(
         self,
@@ -85,8 +97,11 @@ class Tracing:
         capture_content: bool = True,
         trace_name: str = "autopicker",
         sink: BlobExportSpanExporter | None = None,
+        replayer: Replayer | None = None,
     ) -> None:
-        self.client = client
+        self.client = replayer.client if replayer is not None else client
+        #: The background replay of recorded traces, if any.
+        self.replayer = replayer
         #: The offline sink the client exports to, if any: :meth:`flush` also writes its buffered rows.
         self.sink = sink
         self.clock = clock or SystemClock()
@@ -98,22 +113,87 @@ class Tracing:
         """True when requests are traced."""
         return self.client is not None
 
+    @property
+    def dropped(self) -> int:
+        """Traces dropped because the background queue was full."""
+        return self.replayer.dropped if self.replayer is not None else 0
+
+    @classmethod
+    def langfuse(
+        cls,
+        *,
+        clock: Clock | None = None,
+        capture_content: bool = True,
+        trace_name: str = "autopicker",
+        max_queued_traces: int | None = None,
+        **client_options: Any,
+    ) -> Tracing:
+        """Tracing to a Langfuse server, off the request path.
+
+        ``client_options`` go to ``Langfuse(...)`` (``public_key``, ``secret_key``, ``base_url``, ``timeout``,
+        ...; by default from ``LANGFUSE_*``). The client gets a tracer provider of its own. The SDK keeps one
+        client per public key in a process, so every call with the same key shares one client and replayer.
+        """
+        public_key = client_options.get("public_key") or os.environ.get("LANGFUSE_PUBLIC_KEY") or ""
+        with _REPLAYERS_LOCK:
+            replayer = _REPLAYERS.get(public_key)
+            if replayer is None or replayer.stopped:
+                from langfuse import Langfuse
+
+                from .clock_tracing import ReplayTracerProvider
+                from .trace_replay import Replayer
+
+                provider = ReplayTracerProvider()
+                client = Langfuse(tracer_provider=provider, **client_options)
+                replayer = Replayer(client, provider, max_queued_traces=max_queued_traces)
+                _REPLAYERS[public_key] = replayer
+        return cls(
+            None, clock=clock, capture_content=capture_content, trace_name=trace_name, replayer=replayer
+        )
+
+    @classmethod
+    def offline(
+        cls,
+        out_dir: str | os.PathLike[str],
+        *,
+        project_id: str = "autopicker",
+        clock: Clock | None = None,
+        capture_content: bool = True,
+        trace_name: str = "autopicker",
+        max_queued_traces: int | None = None,
+        id_generator: IdGenerator | None = None,
+        **sink_options: Any,
+    ) -> Tracing:
+        """Tracing to the offline sink (a Langfuse blob-storage export under ``out_dir``), off the request
+        path. ``sink_options`` go to :class:`~router.export_sink.BlobExportSpanExporter`."""
+        from .clock_tracing import ReplayTracerProvider
+        from .export_sink import offline_client
+        from .trace_replay import Replayer
+
+        provider = ReplayTracerProvider(id_generator)
+        client, sink = offline_client(
+            out_dir, project_id=project_id, clock=clock, tracer_provider=provider, **sink_options
+        )
+        return cls(
+            None,
+            clock=clock,
+            capture_content=capture_content,
+            trace_name=trace_name,
+            sink=sink,
+            replayer=Replayer(client, provider, max_queued_traces=max_queued_traces),
+        )
+
     @classmethod
     def from_env(cls, *, clock: Clock | None = None, capture_content: bool = True) -> Tracing:
         """Tracing as the environment configures it: Langfuse keys, an offline folder, or off."""
         trace_dir = os.environ.get(TRACE_DIR_ENV)
         if trace_dir:
-            from .export_sink import offline_client
-
             project = os.environ.get(PROJECT_ENV, "autopicker")
-            client, sink = offline_client(trace_dir, project_id=project)
-            return cls(client, clock=clock, capture_content=capture_content, sink=sink)
+            return cls.offline(trace_dir, project_id=project, clock=clock, capture_content=capture_content)
         if os.environ.get("LANGFUSE_TRACING_ENABLED", "true").lower() == "false":
             return cls(None, clock=clock)
         if os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY"):
-            from langfuse import Langfuse
-
-            return cls(Langfuse(), clock=clock, capture_content=capture_content)
+            return cls.langfuse(clock=clock, capture_content=capture_content)
         return cls(None, clock=clock)
 
     def request(
@@ -133,25 +213,41 @@ class Tracing:
 
     @_guarded("flushing")
     def flush(self) -> None:
-        """Hand every finished observation to the exporter now (blocks while it sends, or writes a run)."""
-        if self.client is not None:
+        """Export every finished trace now: replay the queued ones, then block while the SDK sends them (or
+        the sink writes a run)."""
+        if self.replayer is not None:
+            self.replayer.flush()
+        elif self.client is not None:
             self.client.flush()
         if self.sink is not None:
             self.sink.flush()
+
+    @_guarded("shutting down")
+    def shutdown(self) -> None:
+        """Export what is left and stop: the background thread, the SDK's exporter (the sink writes its last
+        run). Requests traced after this are dropped."""
+        if self.replayer is not None:
+            self.replayer.shutdown()
+        elif self.client is not None:
+            self.client.shutdown()
 
 
 class Generation:
     """One provider call being traced."""
 
-    __slots__ = ("observation", "started")
+    __slots__ = ("index", "started")
 
-    def __init__(self, observation: Any, started: float) -> None:
-        self.observation = observation
+    def __init__(self, index: int, started: float) -> None:
+        self.index = index
         self.started = started
 
 
 class RequestTrace:
-    """The Langfuse trace of one request: use as a context manager around the whole request."""
+    """The Langfuse trace of one request: use as a context manager around the whole request.
+
+    Each step is recorded with the clock's time and either replayed later by the tracing's replayer or,
+    without one, applied to the SDK at once.
+    """
 
     def __init__(
         self,
@@ -172,8 +268,9 @@ class RequestTrace:
         self._user_id = user_id
         self._session_id = session_id
         self._tags = tags
-        self._propagation: Any = None
-        self._root: Any = None
+        self._steps: list[Step] | None = None
+        self._state: TraceState | None = None
+        self._generations = 0
         self._finished = False
         self.trace_id: str | None = None
 
@@ -188,42 +285,65 @@ class RequestTrace:
             self.finish(error=f"{type(exc).__name__}: {exc}")
         self._close()
 
+    def _input(self) -> Any:
+        if not self._tracing.capture_content:
+            return None
+        messages = self._messages
+        # A shallow copy: the record is read later, after the caller may have appended to its list.
+        return list(messages) if isinstance(messages, list) else messages
+
+    def _step(self, step: Step) -> None:
+        if self._steps is not None:
+            self._steps.append(step)
+        elif self._state is not None:
+            self._state.apply(step)
+
     @_guarded("starting a trace")
     def _start(self) -> None:
-        from langfuse import propagate_attributes
-
-        client = self._tracing.client
-        assert client is not None
-        self._propagation = propagate_attributes(
-            trace_name=self._tracing.trace_name,
-            user_id=self._user_id,
-            session_id=self._session_id,
-            tags=self._tags,
-        )
-        self._propagation.__enter__()
-        self._root = client.start_observation(
-            name=ROOT_NAME,
-            as_type="span",
-            input=self._messages if self._tracing.capture_content else None,
-            metadata={"requested_model": self._primary, "estimated_tokens": self._estimated_tokens},
-        )
-        self.trace_id = self._root.trace_id
+        tracing = self._tracing
+        attributes = {
+            "trace_name": tracing.trace_name,
+            "user_id": self._user_id,
+            "session_id": self._session_id,
+            "tags": self._tags,
+        }
+        options = {
+            "input": self._input(),
+            "metadata": {"requested_model": self._primary, "estimated_tokens": self._estimated_tokens},
+        }
+        if tracing.replayer is not None:
+            self.trace_id = tracing.replayer.new_trace_id()
+            self._steps = [("start", tracing.clock.time(), attributes, options)]
+            return
+        assert tracing.client is not None
+        state = TraceState(tracing.client)
+        state.start(attributes, options)
+        self._state = state
+        self.trace_id = state.root.trace_id
 
     @_guarded("starting a generation")
     def generation(self, model: str, params: Mapping[str, Any], attempt: int) -> Generation | None:
         """Open the generation of one provider call."""
-        if self._root is None:
+        if self._steps is None and self._state is None:
             return None
         recorded = {key: params[key] for key in _RECORDED_PARAMS if key in params}
-        observation = self._root.start_observation(
-            name=GENERATION_NAME,
-            as_type="generation",
-            model=model,
-            model_parameters=recorded or None,
-            input=self._messages if self._tracing.capture_content else None,
-            metadata={"attempt": attempt},
+        index = self._generations
+        self._generations += 1
+        now = self._tracing.clock.time()
+        self._step(
+            (
+                "generation",
+                now,
+                index,
+                {
+                    "model": model,
+                    "model_parameters": recorded or None,
+                    "input": self._input(),
+                    "metadata": {"attempt": attempt},
+                },
+            )
         )
-        return Generation(observation, self._tracing.clock.time())
+        return Generation(index, now)
 
     @_guarded("ending a generation")
     def generation_succeeded(
@@ -240,14 +360,14 @@ class RequestTrace:
         first_token = None
         if time_to_first_token is not None:
             first_token = datetime.fromtimestamp(generation.started + time_to_first_token, UTC)
-        generation.observation.update(
-            output=answer if self._tracing.capture_content else None,
-            usage_details=_usage_details(usage),
-            cost_details={"input": cost.input, "output": cost.output, "total": cost.total},
-            metadata={"cost_usd": cost.total, "outcome": "success"},
-            completion_start_time=first_token,
-        )
-        generation.observation.end()
+        update = {
+            "output": answer if self._tracing.capture_content else None,
+            "usage_details": _usage_details(usage),
+            "cost_details": {"input": cost.input, "output": cost.output, "total": cost.total},
+            "metadata": {"cost_usd": cost.total, "outcome": "success"},
+            "completion_start_time": first_token,
+        }
+        self._step(("generation_end", self._tracing.clock.time(), generation.index, update))
 
     @_guarded("ending a failed generation")
     def generation_failed(
@@ -256,20 +376,19 @@ class RequestTrace:
         """Close a generation whose call failed: level ERROR, the error as status message, zero cost."""
         if generation is None:
             return
-        generation.observation.update(
-            level="ERROR",
-            status_message=error,
-            usage_details={"input": 0, "output": 0, "total": 0},
-            cost_details={"input": 0.0, "output": 0.0, "total": 0.0},
-            metadata={"cost_usd": 0.0, "outcome": "failed", "reason": reason, "error_type": error_type},
-        )
-        generation.observation.end()
+        update = {
+            "level": "ERROR",
+            "status_message": error,
+            "usage_details": {"input": 0, "output": 0, "total": 0},
+            "cost_details": {"input": 0.0, "output": 0.0, "total": 0.0},
+            "metadata": {"cost_usd": 0.0, "outcome": "failed", "reason": reason, "error_type": error_type},
+        }
+        self._step(("generation_end", self._tracing.clock.time(), generation.index, update))
 
     @_guarded("recording a fallback event")
     def event(self, name: str, metadata: Mapping[str, Any]) -> None:
         """Record a fallback event in this trace."""
-        if self._root is not None:
-            self._root.create_event(name=name, metadata=dict(metadata))
+        self._step(("event", self._tracing.clock.time(), name, dict(metadata)))
 
     @_guarded("finishing a trace")
     def finish(
@@ -284,36 +403,36 @@ class RequestTrace:
     ) -> None:
         """Record the request's outcome on the root span."""
         self._finished = True
-        if self._root is None:
-            return
         if error is not None:
-            self._root.update(
-                level="ERROR",
-                status_message=error,
-                metadata={"outcome": "failed", "attempts": attempts, "fallbacks": fallbacks},
-            )
+            update: dict[str, Any] = {
+                "level": "ERROR",
+                "status_message": error,
+                "metadata": {"outcome": "failed", "attempts": attempts, "fallbacks": fallbacks},
+            }
         else:
-            self._root.update(
-                output=answer if self._tracing.capture_content else None,
-                metadata={
+            update = {
+                "output": answer if self._tracing.capture_content else None,
+                "metadata": {
                     "outcome": "success",
                     "served_model": model,
                     "attempts": attempts,
                     "fallbacks": fallbacks,
                     "cost_usd": cost_usd,
                 },
-            )
+            }
+        self._step(("finish", self._tracing.clock.time(), update))
 
     @_guarded("closing a trace")
     def _close(self) -> None:
-        try:
-            if self._root is not None:
-                self._root.end()
-                self._root = None
-        finally:
-            if self._propagation is not None:
-                propagation, self._propagation = self._propagation, None
-                propagation.__exit__(None, None, None)
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.append(("close", self._tracing.clock.time()))
+            replayer = self._tracing.replayer
+            assert replayer is not None and self.trace_id is not None
+            replayer.submit(self.trace_id, steps)
+        state, self._state = self._state, None
+        if state is not None:
+            state.close()
 
 
 def _usage_details(usage: Usage) -> dict[str, int]:

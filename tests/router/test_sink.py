@@ -11,8 +11,6 @@ import pytest
 
 from autopicker.export_row import NAMES
 from router import AutoPickerLLM, ManualClock, SimulatedProvider
-from router.clock_tracing import ClockTracerProvider
-from router.export_sink import offline_client
 from router.tracing import Tracing
 from tests.support.router import ask, simulated_llm
 
@@ -43,20 +41,15 @@ def read_run(out: Path, project: str) -> tuple[list[dict], list[dict]]:
 @pytest.fixture
 def offline(tmp_path: Path):  # noqa: ANN201
     clock = ManualClock(1_763_000_000.0)
-    provider = ClockTracerProvider(clock)
-    client, sink = offline_client(tmp_path, project_id="proj-test", clock=clock, tracer_provider=provider)
-    yield clock, client, sink, tmp_path
-    client.shutdown()
-    provider.shutdown()
+    tracing = Tracing.offline(tmp_path, project_id="proj-test", clock=clock)
+    yield clock, tracing, tmp_path
+    tracing.shutdown()
 
 
 def test_export_matches_langfuse_observations_v2_format(offline) -> None:  # noqa: ANN001
-    clock, client, sink, out = offline
+    clock, tracing, out = offline
     llm, _, _ = simulated_llm(
-        [MINI, PRO],
-        clock=clock,
-        overrides={MINI: {"rpm": 1}, PRO: {"rpm": 0}},
-        tracing=Tracing(client, clock=clock, sink=sink),
+        [MINI, PRO], clock=clock, overrides={MINI: {"rpm": 1}, PRO: {"rpm": 0}}, tracing=tracing
     )
     llm.complete(ask(500), max_tokens=100, user_id="u-1", session_id="s-1", tags=["t"])
     llm.complete(ask(150_000), max_tokens=100)
@@ -150,19 +143,14 @@ def test_columns_cover_the_sample_export() -> None:
 
 def test_runs_rotate_by_row_count_and_names_only_grow(tmp_path: Path) -> None:
     clock = ManualClock(1_763_000_000.0)
-    provider = ClockTracerProvider(clock)
-    client, sink = offline_client(
-        tmp_path, project_id="p", clock=clock, tracer_provider=provider, max_rows_per_file=4
-    )
+    tracing = Tracing.offline(tmp_path, project_id="p", clock=clock, max_rows_per_file=4)
     try:
-        llm, _, _ = simulated_llm([MINI], clock=clock, tracing=Tracing(client, clock=clock, sink=sink))
+        llm, _, _ = simulated_llm([MINI], clock=clock, tracing=tracing)
         for _ in range(5):
             llm.complete(ask())
-        client.flush()
-        sink.flush()
+        llm.flush()
     finally:
-        client.shutdown()
-        provider.shutdown()
+        tracing.shutdown()
     manifests, rows = read_run(tmp_path, "p")
     assert len(rows) == 10 and len({row["id"] for row in rows}) == 10
     assert len(manifests) >= 3 and all(m["files"][0]["rowCount"] <= 5 for m in manifests)
@@ -174,11 +162,11 @@ def test_runs_rotate_by_row_count_and_names_only_grow(tmp_path: Path) -> None:
 def test_failed_generations_are_error_rows(offline) -> None:  # noqa: ANN001
     from router import Behaviour
 
-    clock, client, sink, out = offline
+    clock, tracing, out = offline
     llm, _, _ = simulated_llm(
         [MINI, LITE],
         clock=clock,
-        tracing=Tracing(client, clock=clock, sink=sink),
+        tracing=tracing,
         behaviours={MINI: Behaviour(latency=0.1, error_rate=1.0)},
     )
     llm.complete(ask())
@@ -195,7 +183,8 @@ def test_offline_trace_dir_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     clock = ManualClock()
     llm = AutoPickerLLM([MINI], provider=SimulatedProvider(clock=clock), clock=clock)
     llm.complete(ask())
-    llm.flush()  # drains the SDK's queue and writes a run
+    llm.flush()  # replays the queued trace, drains the SDK's queue and writes a run
+    llm.tracing.shutdown()
     (data,) = (tmp_path / "proj-env" / "observations_v2").glob("*.jsonl.gz")
     (manifest,) = (tmp_path / "proj-env" / "manifests").glob("*.json")
     assert data.name.removesuffix(".jsonl.gz") == manifest.name.removesuffix(".json")

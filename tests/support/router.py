@@ -8,13 +8,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from langfuse import Langfuse
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from router import AutoPickerLLM, Behaviour, Catalog, ManualClock, SimulatedProvider
-from router.clock_tracing import ClockTracerProvider
-from router.tracing import Tracing
+from router.tracing import Tracing, unique_public_key
 
 START = 1_763_000_000.0  # a fixed moment (2025-11-13 02:13:20 UTC) so calendar rules are reproducible
 QUIET = Behaviour(latency=0.5, latency_spread=0.0, output_tokens=(40, 40))
@@ -43,30 +41,29 @@ def ask(tokens: int = 100) -> list[dict[str, str]]:
 
 
 class SpanCapture:
-    """A Langfuse client (own public key) whose spans land in OpenTelemetry's in-memory exporter."""
+    """Tracing as in production (recorded, replayed into the SDK in the background) through a Langfuse client
+    of its own public key whose spans land in OpenTelemetry's in-memory exporter."""
 
-    def __init__(self, clock: ManualClock | None = None) -> None:
+    def __init__(self, **client_options: Any) -> None:
         self.exporter = InMemorySpanExporter()
-        self.provider = ClockTracerProvider(clock) if clock is not None else None
-        self.client = Langfuse(
-            public_key=f"pk-test-{uuid.uuid4().hex[:12]}",
+        self._tracing = Tracing.langfuse(
+            public_key=unique_public_key("pk-test"),
             secret_key="sk-test",
             base_url="http://127.0.0.1:9",
             span_exporter=self.exporter,
-            tracer_provider=self.provider,
+            **client_options,
         )
+        self.replayer = self._tracing.replayer
 
     def tracing(self, clock: ManualClock | None = None, **options: Any) -> Tracing:
-        return Tracing(self.client, clock=clock, **options)
+        return Tracing(None, clock=clock, replayer=self.replayer, **options)
 
     def spans(self) -> list[ReadableSpan]:
-        self.client.flush()
+        self._tracing.flush()
         return list(self.exporter.get_finished_spans())
 
     def close(self) -> None:
-        self.client.shutdown()
-        if self.provider is not None:
-            self.provider.shutdown()
+        self._tracing.shutdown()
 
 
 def metadata(span: ReadableSpan) -> dict[str, Any]:

@@ -198,11 +198,19 @@ class OpenAICompatibleServer:
 
 
 class OtlpReceiver:
-    """Accepts OTLP/HTTP trace exports, as a Langfuse server does at /api/public/otel/v1/traces."""
+    """Accepts OTLP/HTTP trace exports, as a Langfuse server does at /api/public/otel/v1/traces.
 
-    def __init__(self) -> None:
+    With ``hold=True`` it answers no export until the test sets :attr:`release` (or the server closes):
+    :attr:`arrived` is set as soon as the first export is waiting, so a test can act while the exporter is
+    blocked.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
         self.posts: list[dict[str, Any]] = []
         self.received = threading.Event()
+        self.hold = hold
+        self.arrived = threading.Event()
+        self.release = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -231,6 +239,9 @@ class OtlpReceiver:
                         "body": body,
                     }
                 )
+                receiver.arrived.set()
+                if receiver.hold:
+                    receiver.release.wait(60)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -242,8 +253,21 @@ class OtlpReceiver:
         self._thread.start()
         return self
 
+    def spans(self) -> list[Any]:
+        """Every span received so far, decoded (``opentelemetry.proto`` ``Span`` messages)."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        return [
+            span
+            for post in list(self.posts)
+            for resource in ExportTraceServiceRequest.FromString(post["body"]).resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+
     def __exit__(self, *exc: object) -> None:
         assert self._httpd is not None and self._thread is not None
+        self.release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(10)
