@@ -40,6 +40,11 @@ from .readers import BadRow, UnreadableFile
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000
+#: A chunk also ends once its COPY text (and rejected rows' text) pass this many characters, so that rows
+#: of megabytes each keep the few chunks in flight within bounded memory.
+CHUNK_CHARS = 16 << 20
+#: Rejected rows of one source kept in full in rejected_rows; later ones are counted only (see ingest.loader).
+REJECTS_KEPT = 1000
 #: Chunks parsed ahead of the database by the parser thread, and read ahead from the parser process (the
 #: parser and the database take turns being the slower one; four chunks of slack keep both busy).
 THREAD_AHEAD = 2
@@ -142,7 +147,8 @@ def make_chunks(
     first_at: dict[str, int] = {}
     repeated: list[int] = []  # indexes in lines
     rejections: list[Rejection] = []
-    read = duplicates = 0
+    read = duplicates = size = rejected = 0
+    chunk_chars = CHUNK_CHARS
     for number, item in rows:
         read += 1
         try:
@@ -155,28 +161,32 @@ def make_chunks(
             else:
                 raise RowError("a row must be a JSON object")
         except RowError as exc:
-            rejections.append(Rejection(number, str(exc), raw_text(item)))
+            rejected += 1
+            raw = raw_text(item) if rejected <= REJECTS_KEPT else None  # the rest are only counted
+            rejections.append(Rejection(number, str(exc), raw))
+            size += len(raw) if raw else 0
             result = None
         if result is not None:
             oid, version, line = result
-            size = len(lines)
-            at = first_at.setdefault(oid, size)
-            if at == size:
+            count = len(lines)
+            at = first_at.setdefault(oid, count)
+            if at == count:
                 lines.append(line)
                 numbers.append(number)
+                size += len(line)
                 if earlier and oid in earlier:
-                    repeated.append(size)
+                    repeated.append(count)
             else:
                 duplicates += 1
                 kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
                 if version != kept and version_key(version) > version_key(kept):
                     lines[at], numbers[at] = line, number
-        if read == chunk_rows:
+        if read == chunk_rows or size > chunk_chars:
             yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
             if recent is not None:
                 recent.add(first_at)
             lines, numbers, first_at, repeated, rejections = [], [], {}, [], []
-            read = duplicates = 0
+            read = duplicates = size = 0
     if read:
         yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
         if recent is not None:

@@ -13,7 +13,9 @@ styles: the API ingest feeds its pages this way) and :func:`load_chunks` chunks 
   temporary staging table and one set-based upsert keyed on ``id`` that keeps the version with the greatest
   ``updated_at`` and leaves the stored row alone on ties, so loading the same data again changes nothing.
 - Rows the normaliser rejects, and any row PostgreSQL itself refuses (found by re-copying around the line
-  its error names), go to ``langfuse_raw.rejected_rows``; every other row still loads.
+  its error names), go to ``langfuse_raw.rejected_rows``; every other row still loads. Of one load, the
+  first :data:`ingest.chunks.REJECTS_KEPT` rejected rows are kept there in full; the rest are only counted
+  (``LoadStats.rejected``), so a file of junk cannot fill the disk.
 - Loads into one database take turns (a transaction-level advisory lock), so concurrent runs never race on
   the same ids; readers are never blocked.
 
@@ -35,7 +37,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.abc import Buffer
 
-from .chunks import Chunk, ParseOptions, Rejection, RowSource, parse_in_thread, storable
+from .chunks import REJECTS_KEPT, Chunk, ParseOptions, Rejection, RowSource, parse_in_thread, storable
 from .normalize import COPY_COLUMNS, escape_copy_text, unescape_copy_text
 
 logger = logging.getLogger(__name__)
@@ -232,7 +234,10 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
         lines = bytes(memoryview(chunk.blob)[chunk.repeated_at :]).split(b"\n")[:-1]
         rejections += _upsert(cur, lines, chunk.row_numbers[new_rows:], stats)
     if rejections:
+        room = max(0, REJECTS_KEPT - stats.rejected)  # the first ones of the load are kept, the rest counted
         stats.rejected += len(rejections)
+        rejections = rejections[:room]
+    if rejections:
         with cur.copy(
             "COPY langfuse_raw.rejected_rows (_batch_id, source_file, row_number, error, raw) FROM STDIN"
         ) as copy:

@@ -4,7 +4,10 @@ Formats (by file name, see :func:`detect_format`): JSONL (``.jsonl``, ``.ndjson`
 array, or JSONL when the first non-blank character is not ``[``), CSV (Langfuse quotes every field and writes
 objects as JSON text; an empty field is null) and Parquet (``.parquet``); the text formats optionally gzipped
 (``.gz``, or any file that starts with the gzip magic bytes). Every reader streams: memory stays constant
-whatever the size of the file.
+whatever the size of the file, and whatever it decompresses to. A line (a CSV record, a JSON array element)
+longer than :data:`MAX_LINE_BYTES` is never held whole: it becomes a :class:`BadRow` that names the limit,
+and reading goes on with the next line (a JSON array cannot be resynchronised, so there the file fails).
+A CSV header or a Parquet schema without the columns an observation needs fails the file before any row.
 
 :func:`read_rows` yields ``(row_number, item)``: ``item`` is the JSON text of a row (JSONL lines, parsed later
 by :class:`ingest.normalize.Normalizer`), a dict (JSON arrays, CSV records, Parquet rows) or a :class:`BadRow`
@@ -25,6 +28,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any, cast
 
 logger = logging.getLogger(__name__)
@@ -34,7 +38,15 @@ SUPPORTED = ".jsonl, .ndjson, .json, .csv or .parquet, text formats optionally w
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _BUFFER = 1 << 20
+#: The longest line (JSONL), record (CSV) or array element (JSON) read, in bytes (characters for CSV).
+MAX_LINE_BYTES = 8 << 20
+#: The most one column of a Parquet row group may decompress to (a bound on what pyarrow decodes at once).
+MAX_COLUMN_CHUNK_BYTES = 512 << 20
+_PREVIEW = 1000  # characters of an overlong line kept as its raw text
+_SKIP_BLOCK = 1 << 20
 _CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+#: Columns an observation cannot do without, each in Langfuse's snake_case or camelCase spelling.
+REQUIRED_COLUMNS = (("id",), ("trace_id", "traceId"), ("type",), ("start_time", "startTime"))
 
 
 class UnreadableFile(Exception):
@@ -69,6 +81,25 @@ class CsvRecord(dict):
     @property
     def raw(self) -> str:
         return _csv_line(self.fields)
+
+
+def missing_columns(columns: list[str]) -> list[str]:
+    """The required columns (:data:`REQUIRED_COLUMNS`) a header or schema lacks, by their snake_case name."""
+    present = set(columns)
+    return [names[0] for names in REQUIRED_COLUMNS if not present.intersection(names)]
+
+
+def _no_columns(name: str, missing: list[str], columns: list[str]) -> UnreadableFile:
+    shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
+    return UnreadableFile(
+        f"{name}: the header has no {' or '.join(missing)} column, so its records cannot be observations "
+        f"(its columns: {shown or 'none'})."
+    )
+
+
+def _overlong(size: int, head: bytes | str) -> BadRow:
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    return BadRow(f"the line is {size:,} bytes long, over the limit of {MAX_LINE_BYTES:,}", text[:_PREVIEW])
 
 
 def _csv_line(fields: list[str]) -> str:
@@ -129,7 +160,7 @@ def read_rows(stream: IO[bytes], name: str, fmt: FileFormat | None = None) -> It
         raise UnreadableFile(f"{name}: cannot tell the format from the name (expected {SUPPORTED}).")
     try:
         if fmt.kind == "parquet":
-            yield from _parquet_rows(stream)
+            yield from _parquet_rows(stream, name)
             return
         buffered = (
             stream
@@ -139,9 +170,9 @@ def read_rows(stream: IO[bytes], name: str, fmt: FileFormat | None = None) -> It
         if fmt.gzip or buffered.peek(2)[:2] == _GZIP_MAGIC:
             buffered = io.BufferedReader(_gzip_reader(buffered), _BUFFER)
         if fmt.kind == "csv":
-            yield from _csv_rows(buffered)
+            yield from _csv_rows(buffered, name)
         elif fmt.kind == "json" and _first_char(buffered) == b"[":
-            yield from _json_array_rows(buffered)
+            yield from _json_array_rows(buffered, name)
         else:
             yield from _jsonl_rows(buffered)
     except UnreadableFile:
@@ -190,33 +221,127 @@ def _first_char(buffered: io.BufferedReader) -> bytes:
     return stripped[:1]
 
 
-def _jsonl_rows(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
+def _jsonl_rows(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes | BadRow]]:
     if buffered.peek(3)[:3] == _BOM:
         buffered.read(3)
-    for number, line in enumerate(buffered, 1):
-        if line[0] <= 32 and not line.strip():  # blank lines are not rows
+    limit = MAX_LINE_BYTES + 1  # a line this long without its newline is over the limit
+    for number, line in enumerate(iter(partial(buffered.readline, limit), b""), 1):
+        if len(line) == limit and line[-1] != 10:
+            yield number, _overlong(limit + _skip_line(buffered), line)
+        elif line[0] <= 32 and not line.strip():  # blank lines are not rows
             continue
-        yield number, line
+        else:
+            yield number, line
 
 
-def _json_array_rows(buffered: io.BufferedReader) -> Iterator[tuple[int, Any]]:
+def _skip_line(stream: Any) -> int:
+    """Read and drop the rest of the current line (its newline included); returns how much was dropped."""
+    skipped = 0
+    while block := stream.readline(_SKIP_BLOCK):
+        skipped += len(block)
+        if block[-1:] in (b"\n", "\n", "\r"):
+            break
+    return skipped
+
+
+class _ElementTooLong(Exception):
+    pass
+
+
+class _BoundedStream:
+    """A binary stream that fails once more than MAX_LINE_BYTES are read without :meth:`mark`: ijson holds a
+    JSON array's element whole, so an endless one must stop the file before it fills memory."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._since_mark = 0
+
+    def mark(self) -> None:
+        self._since_mark = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(min(size, _SKIP_BLOCK) if size >= 0 else _SKIP_BLOCK)
+        self._since_mark += len(data)
+        if self._since_mark > MAX_LINE_BYTES + 2 * _SKIP_BLOCK:
+            raise _ElementTooLong
+        return data
+
+
+def _json_array_rows(buffered: io.BufferedReader, name: str) -> Iterator[tuple[int, Any]]:
     import ijson
 
     if buffered.peek(3)[:3] == _BOM:
         buffered.read(3)
-    yield from enumerate(ijson.items(buffered, "item", use_float=True), 1)
+    bounded = _BoundedStream(buffered)
+    number = 0
+    try:
+        for number, item in enumerate(ijson.items(bounded, "item", use_float=True, buf_size=65536), 1):
+            bounded.mark()
+            yield number, item
+    except _ElementTooLong:
+        raise UnreadableFile(
+            f"{name}: array element {number + 1:,} is longer than the limit of {MAX_LINE_BYTES:,} bytes; "
+            "a JSON array cannot be read past it (JSONL can)."
+        ) from None
 
 
-def _csv_rows(buffered: io.BufferedReader) -> Iterator[tuple[int, Any]]:
+class _BoundedLines:
+    """Text lines for csv.reader, none held longer than MAX_LINE_BYTES characters per record: a record that
+    grows past it raises _RecordTooLong (csv.reader starts afresh on the next call) after the rest of its
+    physical line is dropped."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self.used = 0  # characters of the record being read
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > MAX_LINE_BYTES:
+            size = self.used + (0 if line[-1] in "\r\n" else _skip_line(self._text))
+            raise _RecordTooLong(size, line)
+        return line
+
+
+class _RecordTooLong(Exception):
+    def __init__(self, size: int, head: str) -> None:
+        super().__init__(size)
+        self.size, self.head = size, head
+
+
+def _csv_rows(buffered: io.BufferedReader, name: str) -> Iterator[tuple[int, Any]]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     # Bytes that are not UTF-8 become U+FFFD rather than failing the whole file.
     text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")
-    reader = csv.reader(text)
-    header = next(reader, None)
+    lines = _BoundedLines(text)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None)
+    except _RecordTooLong:
+        raise UnreadableFile(f"{name}: the header is longer than {MAX_LINE_BYTES:,} characters.") from None
     if header is None:
-        return
+        raise UnreadableFile(f"{name} has no header (an empty CSV file).")
+    missing = missing_columns(header)
+    if missing:
+        raise _no_columns(name, missing, header)
     width = len(header)
-    for number, fields in enumerate(reader, 1):
+    number = 0
+    while True:
+        lines.used = 0
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except _RecordTooLong as exc:
+            number += 1
+            yield number, _overlong(exc.size, exc.head)
+            continue
+        number += 1
         if len(fields) == width:
             yield number, CsvRecord(header, fields)
         elif fields:
@@ -224,12 +349,24 @@ def _csv_rows(buffered: io.BufferedReader) -> Iterator[tuple[int, Any]]:
             yield number, BadRow(error, _csv_line(fields))
 
 
-def _parquet_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict]]:
+def _parquet_rows(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(stream)
+    missing = missing_columns(parquet.schema_arrow.names)
+    if missing:
+        raise _no_columns(name, missing, parquet.schema_arrow.names)
+    meta = parquet.metadata
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        size = max((group.column(j).total_uncompressed_size for j in range(group.num_columns)), default=0)
+        if size > MAX_COLUMN_CHUNK_BYTES:
+            raise UnreadableFile(
+                f"{name}: a column of row group {i + 1} decompresses to {size:,} bytes, over the limit of "
+                f"{MAX_COLUMN_CHUNK_BYTES:,}; write the file with smaller row groups."
+            )
     number = 0
-    for batch in parquet.iter_batches(batch_size=8192):
+    for batch in parquet.iter_batches(batch_size=1024):
         for row in batch.to_pylist():
             number += 1
             yield number, row

@@ -103,10 +103,13 @@ rejected_rows = Table(
     Column("error", Text, nullable=False),
     Column("raw", Text),
     Column("rejected_at", TS, nullable=False, server_default=text("now()")),
+    # SHA-256 of the file the row came from (file ingests): a later load of that file replaces its rows
+    Column("content_hash", Text),
 )
 Index("rejected_rows_batch_idx", rejected_rows.c._batch_id)
+Index("rejected_rows_content_hash_idx", rejected_rows.c.content_hash)
 
-#: Files already loaded, by content hash: a file seen again is skipped unless forced.
+#: Files already loaded, by content hash and format: a file seen again is skipped unless forced.
 loaded_files = Table(
     "loaded_files",
     metadata,
@@ -118,6 +121,8 @@ loaded_files = Table(
     Column("rows_rejected", BigInteger, nullable=False, server_default=text("0")),
     Column("_batch_id", BigInteger, nullable=False),
     Column("loaded_at", TS, nullable=False, server_default=text("now()")),
+    # jsonl, json, csv (each maybe .gz) or parquet: the same bytes read as another format are another file
+    Column("file_format", Text),
 )
 
 #: API ingest watermarks: the newest start time fully loaded, per Langfuse project and observation type.

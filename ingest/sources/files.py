@@ -14,9 +14,16 @@ A PATH is a file, a folder, or a blob-storage export prefix copied locally
   (and the rows of a file whose count disagrees) stay loaded, since every row is loaded idempotently; a file
   whose count disagrees is not recorded as loaded, so the next run checks it again. Any of these errors
   makes the exit code 1.
-- A file whose content (SHA-256) was loaded before is skipped unless ``force``.
-- A file that cannot be read at all is reported in one sentence; nothing from it is loaded and the other
-  files still load.
+- A file whose content (SHA-256) was loaded before in the same format is skipped unless ``force``. A file
+  is recorded as loaded only when each of its rows is stored or rejected; loading it again (``force``, or
+  after it failed) replaces the rejected rows its earlier loads left, so they are never doubled.
+- An empty (0-byte) file is an error of its own, unless a manifest says it has no rows. A file that cannot
+  be read at all (a header without the columns of an observation, invalid gzip, ...) is reported in one
+  sentence; nothing from it is loaded and the other files still load.
+- A file whose rejected rows are more than :data:`ingest.chunks.REJECTS_KEPT` and more than half of its
+  rows is mostly junk: an error, and it is not recorded as loaded (its good rows and first rejected rows
+  stay).
+- PATHs that hold no export file at all are an error (exit 1), unlike files that are all loaded already.
 - One row in ``langfuse_raw.load_batches`` per run; ``_source_file`` is the manifest's object key for
   export files, else the path as given.
 """
@@ -38,7 +45,7 @@ from typing import Any, Protocol
 import psycopg
 
 from autopicker.errors import UsageError, UserError
-from ingest.chunks import Chunk, ParseOptions, ParserFailed, ParserProcess
+from ingest.chunks import REJECTS_KEPT, Chunk, ParseOptions, ParserFailed, ParserProcess
 from ingest.db import Database
 from ingest.loader import LoadStats, copy_suffix, finish_batch, load_chunks, start_batch
 from ingest.readers import SUPPORTED, FileFormat, FileSource, UnreadableFile, detect_format
@@ -317,7 +324,12 @@ def ingest_files(
         reporter.error(error)
     result = RunResult(None, [], LoadStats(), plan.notes, plan.warnings, list(plan.errors))
     if not plan.tasks:
-        reporter.note("no files to load")
+        if not plan.warnings and not plan.errors:  # nothing there at all, rather than nothing ready
+            error = f"No observation export files found in {' '.join(args)} (expected {SUPPORTED})."
+            result.errors.append(error)
+            reporter.error(error)
+        else:
+            reporter.note("no files to load")
         return result
     if not isinstance(database, Database):
         database = database()
@@ -364,34 +376,49 @@ def _check_contents(
     conn: psycopg.Connection, tasks: list[FileTask], force: bool, seen: dict[str, str]
 ) -> list[FileResult | None]:
     """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
-    unreadable), None for the others. ``seen`` holds the hashes of the run's files checked before (hash ->
+    unreadable), None for the others. ``seen`` holds the run's files checked before ("hash format" ->
     name), and gets these."""
     outcomes: list[FileResult | None] = []
     if not tasks:
         return outcomes
     for task in tasks:
+        if task.size == 0 and task.expected_rows != 0:
+            error = f"{task.name} is empty (0 bytes): not a {format_label(task.fmt)} export file."
+            outcomes.append(FileResult(task, "failed", error=error))
+            continue
         try:
             task.content_hash = content_hash(task.path)
         except OSError as exc:
             outcomes.append(FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror}."))
             continue
-        if task.content_hash in seen and not force:
-            logger.info("%s has the same content as %s", task.name, seen[task.content_hash])
+        key = f"{task.content_hash} {format_label(task.fmt)}"
+        if key in seen and not force:
+            logger.info("%s has the same content as %s", task.name, seen[key])
             outcomes.append(FileResult(task, "already loaded"))
             continue
-        seen[task.content_hash] = task.name
+        seen[key] = task.name
         outcomes.append(None)
     if not force:
         rows = conn.execute(
-            "SELECT content_hash FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)", (list(seen),)
+            "SELECT content_hash, file_format FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)",
+            ([key.split(" ")[0] for key in seen],),
         ).fetchall()
         conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
-        loaded = {r[0] for r in rows}
+        loaded: dict[str, str | None] = {r[0]: r[1] for r in rows}
         outcomes = [
-            FileResult(t, "already loaded") if o is None and t.content_hash in loaded else o
+            FileResult(t, "already loaded")
+            if o is None
+            and t.content_hash in loaded
+            and loaded[t.content_hash] in (None, format_label(t.fmt))
+            else o
             for t, o in zip(tasks, outcomes, strict=True)
         ]
     return outcomes
+
+
+def format_label(fmt: FileFormat) -> str:
+    """How loaded_files names a format: jsonl, csv.gz, parquet, ..."""
+    return fmt.kind + (".gz" if fmt.gzip else "")
 
 
 def _load_file(
@@ -401,6 +428,25 @@ def _load_file(
     mismatch: list[str] = []
 
     def record(cur: psycopg.Cursor, stats: LoadStats) -> None:
+        # This load's rejected rows replace those that earlier loads of the same file left.
+        cur.execute(
+            "DELETE FROM langfuse_raw.rejected_rows WHERE source_file = %(name)s AND content_hash = %(hash)s "
+            "AND _batch_id <> %(batch)s",
+            {"name": task.name, "hash": task.content_hash, "batch": batch_id},
+        )
+        if stats.rejected:
+            cur.execute(
+                "UPDATE langfuse_raw.rejected_rows SET content_hash = %(hash)s "
+                "WHERE _batch_id = %(batch)s AND source_file = %(name)s",
+                {"name": task.name, "hash": task.content_hash, "batch": batch_id},
+            )
+        if stats.rejected > REJECTS_KEPT and stats.rejected * 2 > stats.rows_read:
+            mismatch.append(
+                f"{task.name} is mostly junk: {stats.rejected:,} of its {stats.rows_read:,} rows were "
+                f"rejected (the first {REJECTS_KEPT:,} are in langfuse_raw.rejected_rows); it is not "
+                "recorded as loaded."
+            )
+            return
         if task.expected_rows is not None and stats.rows_read != task.expected_rows:
             mismatch.append(
                 f"{task.name} has {stats.rows_read:,} rows but manifest {task.manifest} says "
@@ -409,11 +455,11 @@ def _load_file(
             return
         cur.execute(
             "INSERT INTO langfuse_raw.loaded_files (content_hash, source_file, size_bytes, rows_read, "
-            "rows_loaded, rows_rejected, _batch_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "rows_loaded, rows_rejected, _batch_id, file_format) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (content_hash) DO UPDATE SET source_file = excluded.source_file, "
             "size_bytes = excluded.size_bytes, rows_read = excluded.rows_read, "
             "rows_loaded = excluded.rows_loaded, rows_rejected = excluded.rows_rejected, "
-            "_batch_id = excluded._batch_id, loaded_at = now()",
+            "_batch_id = excluded._batch_id, file_format = excluded.file_format, loaded_at = now()",
             (
                 task.content_hash,
                 task.name,
@@ -422,6 +468,7 @@ def _load_file(
                 stats.loaded,
                 stats.rejected,
                 batch_id,
+                format_label(task.fmt),
             ),
         )
 

@@ -52,7 +52,16 @@ class _Tracked(io.RawIOBase):
 
 def _big_rows(count: int) -> list[dict[str, Any]]:
     # Random text, so that gzip cannot shrink the file below the readers' buffers.
-    return [{"id": f"r{i}", "type": "EVENT", "status_message": os.urandom(200).hex()} for i in range(count)]
+    return [
+        {
+            "id": f"r{i}",
+            "trace_id": "t",
+            "type": "EVENT",
+            "start_time": "x",
+            "status_message": os.urandom(200).hex(),
+        }
+        for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "jsonl.gz", "json", "json.gz", "csv", "csv.gz"])
@@ -100,9 +109,9 @@ def test_json_array_elements_in_order() -> None:
 def test_csv_rules() -> None:
     huge = "x" * 300_000  # beyond the csv module's default field limit
     text = (
-        '"id","name","status_message","metadata"\r\n'
-        '"1","a, with comma","line one\nline two","{""k"": ""v""}"\r\n'
-        f'"2",,"{huge}",""\r\n'
+        '"id","name","status_message","metadata","traceId","type","startTime"\r\n'
+        '"1","a, with comma","line one\nline two","{""k"": ""v""}","t","EVENT","s"\r\n'
+        f'"2",,"{huge}","","t","EVENT","s"\r\n'
         '"3","too","many","fields","here"\r\n'
     )
     rows = list(read_rows(io.BytesIO(text.encode()), "x.csv"))
@@ -113,6 +122,9 @@ def test_csv_rules() -> None:
             "name": "a, with comma",
             "status_message": "line one\nline two",
             "metadata": '{"k": "v"}',
+            "traceId": "t",
+            "type": "EVENT",
+            "startTime": "s",
         },
     )
     assert isinstance(rows[0][1], CsvRecord)
@@ -120,7 +132,7 @@ def test_csv_rules() -> None:
     assert rows[1][1]["status_message"] == huge
     number, bad = rows[2]
     assert number == 3 and isinstance(bad, BadRow)
-    assert bad.error == "the record has 5 fields, the header has 4"
+    assert bad.error == "the record has 5 fields, the header has 7"
     assert bad.raw == '"3","too","many","fields","here"'
 
 
