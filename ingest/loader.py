@@ -43,6 +43,7 @@ from .normalize import COPY_COLUMNS, escape_copy_text, unescape_copy_text
 logger = logging.getLogger(__name__)
 
 _LOAD_LOCK = 0x4155_544C  # "AUTL": one loading transaction at a time per database
+_BATCH_LOCK = 0x4155_4C42  # "AULB", with a batch id: held by the run that writes that batch
 
 _COLUMNS = ", ".join(COPY_COLUMNS)
 _COPY_OPTIONS = "(FORMAT text, NULL '')"
@@ -106,12 +107,25 @@ def copy_suffix(source: str, batch_id: int) -> str:
 
 
 def start_batch(conn: psycopg.Connection, source: str) -> int:
-    """Record the start of a load run in ``load_batches`` (committed at once) and return its id."""
+    """Record the start of a load run in ``load_batches`` (committed at once) and return its id.
+
+    The run holds a session-level advisory lock on its batch until :func:`finish_batch` or until its
+    connection ends (the process was killed, the server restarted). Runs whose lock is free but whose row
+    is not finished are thereby known to be over: each new run marks them ``abandoned``, with the time it
+    found them as ``finished_at``, so no row stays ``running`` forever."""
     with conn.transaction():
+        conn.execute(
+            "UPDATE langfuse_raw.load_batches SET finished_at = now(), status = 'abandoned' "
+            "WHERE finished_at IS NULL AND pg_try_advisory_xact_lock(%s, (batch_id %% 2147483648)::int)",
+            (_BATCH_LOCK,),
+        )
         row = conn.execute(
-            "INSERT INTO langfuse_raw.load_batches (source) VALUES (%s) RETURNING batch_id", (source[:1000],)
+            "INSERT INTO langfuse_raw.load_batches (source, status) VALUES (%s, 'running') "
+            "RETURNING batch_id",
+            (source[:1000],),
         ).fetchone()
-    assert row is not None
+        assert row is not None
+        conn.execute("SELECT pg_advisory_lock(%s, (%s %% 2147483648)::int)", (_BATCH_LOCK, row[0]))
     return int(row[0])
 
 
@@ -119,10 +133,13 @@ def finish_batch(conn: psycopg.Connection, batch_id: int, stats: LoadStats) -> N
     """Record the end of a load run and its totals."""
     with conn.transaction():
         conn.execute(
-            "UPDATE langfuse_raw.load_batches SET finished_at = now(), rows_loaded = %s, rows_rejected = %s "
-            "WHERE batch_id = %s",
+            "UPDATE langfuse_raw.load_batches SET finished_at = now(), status = 'finished', "
+            "rows_loaded = %s, rows_rejected = %s WHERE batch_id = %s",
             (stats.loaded, stats.rejected, batch_id),
         )
+    conn.execute("SELECT pg_advisory_unlock(%s, (%s %% 2147483648)::int)", (_BATCH_LOCK, batch_id))
+    if not conn.autocommit:
+        conn.commit()
 
 
 def load_rows(

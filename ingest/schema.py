@@ -90,6 +90,9 @@ load_batches = Table(
     Column("finished_at", TS),
     Column("rows_loaded", BigInteger, nullable=False, server_default=text("0")),
     Column("rows_rejected", BigInteger, nullable=False, server_default=text("0")),
+    # running, finished, or abandoned: its run ended without finishing (killed), as a later run found
+    # (finished_at is then when it was found); NULL for rows written before this column existed
+    Column("status", Text),
 )
 
 #: Rows that could not be loaded, with the reason; the rest of their file still loads.

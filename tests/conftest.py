@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from ingest.db import Database, configured_url
 
@@ -83,3 +84,25 @@ def cli_env(database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("AUTOPICKER_HOME", str(tmp_path / "autopicker-home"))
     monkeypatch.setenv("AUTOPICKER_PROJECT_DIR", str(REPO))
     return database
+
+
+# Hypothesis profiles: `make test` runs a bounded, derandomized number of examples (the same ones every run);
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz) many more, drawn afresh each time.
+settings.register_profile(
+    "test",
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    phases=[Phase.explicit, Phase.generate],  # a failure is shown as found: shrinking can take minutes
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "2000")),
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))

@@ -1,5 +1,6 @@
 """Hostile files and honest file state: bounded lines and rejects, headers that cannot be observations,
-empty files, format-aware skipping, rejects never doubled, "nothing there" apart from "nothing new"."""
+empty files, format-aware skipping, rejects never doubled, "nothing there" apart from "nothing new", and
+load runs that never stay unfinished."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from ingest import readers
 from ingest.chunks import REJECTS_KEPT
 from ingest.db import Database
+from ingest.loader import LoadStats, finish_batch, start_batch
+from ingest.raw import ensure_raw_schema
 from tests.support.export_files import synthetic_rows, write_jsonl
 from tests.support.ingest_runner import query, run_ingest, stored
 
@@ -210,3 +213,31 @@ def test_nothing_there_is_an_error_and_nothing_new_is_not(cli_env: Database, tmp
     assert run_ingest(path.parent).exit_code == 0
     again = run_ingest(path.parent)
     assert again.exit_code == 0 and "already loaded" in again.stderr
+
+
+# -- load runs ------------------------------------------------------------------------------------------
+
+
+def test_a_run_that_ended_without_finishing_is_marked_abandoned_by_the_next(database: Database) -> None:
+    ensure_raw_schema(database)
+    with database.connect() as killed:
+        lost = start_batch(killed, "files: killed")
+    with database.connect() as running:
+        alive = start_batch(running, "files: still running")
+        with database.connect() as later:
+            latest = start_batch(later, "files: the next run")
+            rows = {
+                r["batch_id"]: r
+                for r in query(
+                    database, "SELECT batch_id, status, finished_at FROM langfuse_raw.load_batches"
+                )
+            }
+            assert rows[lost]["status"] == "abandoned" and rows[lost]["finished_at"] is not None
+            assert rows[alive]["status"] == "running" and rows[alive]["finished_at"] is None
+            finish_batch(later, latest, LoadStats())
+        finish_batch(running, alive, LoadStats())
+    statuses = query(database, "SELECT batch_id, status FROM langfuse_raw.load_batches ORDER BY batch_id")
+    assert [r["status"] for r in statuses] == ["abandoned", "finished", "finished"]
+    with database.connect() as conn:  # a finished run's lock is released: nothing is held by the session
+        held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+        assert held == (0,)
