@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install chromium demo docs-images test lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
+.PHONY: install chromium demo docs-images test fuzz lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
 	java spark-install spark-start spark-stop spark-cluster
 
 install: $(STAMP)
@@ -69,6 +69,13 @@ spark-cluster: $(SPARK_STAMP)
 ## the Spark modules share one worker and so one Spark.
 test: $(SPARK_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## The property tests with many examples (FUZZ_EXAMPLES each, hypothesis profile "fuzz") and the crash test
+## with many kills (CRASH_ITERATIONS); the last line is the summary (docs/reliability.md quotes it).
+FUZZ_EXAMPLES ?= 500
+CRASH_ITERATIONS ?= 20
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(BIN)/python -m tests.support.fuzz $(PYTEST_ARGS)
 
 ## Lint, format check, types, and the import contracts between the parts (pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)
