@@ -82,6 +82,7 @@ class Chunk:
     #: upsert. The other lines are sorted by id, and so are these.
     repeated: int = 0
     repeated_at: int = 0
+    latency_ms: int = 0  # rows whose latency was read as milliseconds (see Normalizer.millis_rows)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ def _chunk(
     head = _blob([lines[i] for i in order[: len(order) - len(repeated)]])
     skipped = normalizer.skipped.copy()
     normalizer.skipped.clear()
+    latency_ms, normalizer.millis_rows = normalizer.millis_rows, 0
     return Chunk(
         head + tail if tail else head,
         [numbers[i] for i in order],
@@ -223,6 +225,7 @@ def _chunk(
         position() if position else None,
         len(repeated),
         len(head),
+        latency_ms,
     )
 
 
@@ -480,6 +483,7 @@ def serve() -> None:
                                 chunk.position,
                                 chunk.repeated,
                                 chunk.repeated_at,
+                                chunk.latency_ms,
                             ),
                             len(chunk.blob),
                         )

@@ -5,9 +5,9 @@ A row arrives as a dict (or as the JSON text of one) in any of the styles Langfu
 API (camelCase). :class:`Normalizer` returns the row as one line of PostgreSQL ``COPY`` text in the column
 order of :data:`COPY_COLUMNS`, ``None`` for an observation type that is not loaded (counted in
 ``skipped``), or raises :class:`RowError` with a one-sentence reason the loader stores in
-``langfuse_raw.rejected_rows``. Export lines in the common shape take a faster way (msgspec decodes only the
-fields used, see ``_ExportRow``, and ``Normalizer._export_line`` builds the line); every other row, and every
-row that is off that shape in any way, takes the general one, with the same result.
+``langfuse_raw.rejected_rows``. Every row goes through one method, ``Normalizer._line``, which states each
+rule once; export lines in the common shape only get there faster (msgspec decodes just the fields used, see
+``_ExportRow``, keeping the JSON of costs and usage as written), other rows as dicts.
 
 Rules (docs/ingest.md says the same for users):
 
@@ -31,6 +31,12 @@ Rules (docs/ingest.md says the same for users):
   Parquet map); ``input``/``output`` are kept only with ``with_io`` (prompts and answers are private by
   default), decoded when they are JSON text.
 - Empty strings are stored as NULL (CSV cannot tell them apart, and root rows carry ``""`` as parent id).
+- Numbers keep every digit: JSON is read with fractions as Decimal and integers of any size (or kept as
+  written), and written back digit for digit; ``total_cost`` goes to a NUMERIC column as its literal.
+- What PostgreSQL would refuse is a RowError naming the field, so one row never fails a COPY of others: a NUL
+  character in any text or JSON field, text that is not Unicode. So are values outside the limits
+  (``ID_MAX_BYTES``, ``COST_MAX_USD``, ``SECONDS_MAX``) and an ``end_time`` before the ``start_time``.
+  A value the warehouse does not know (a new ``level``) is kept as it is.
 """
 
 from __future__ import annotations
@@ -56,6 +62,16 @@ logger = logging.getLogger(__name__)
 LOADED_TYPES = frozenset({"EVENT", "GENERATION"})
 LATENCY_UNITS = ("auto", "s", "ms")
 
+# The limits of a stored row (docs/ingest.md, "Limits"; macros/limits.sql holds the warehouse's side).
+#: Bytes (UTF-8) of an id: ``id``, ``trace_id``, ``parent_observation_id``, ``project_id``.
+ID_MAX_BYTES = 512
+#: ``0 <= total_cost < COST_MAX_USD`` (USD per observation).
+COST_MAX_USD = 1e9
+#: ``0 <= latency, time_to_first_token < SECONDS_MAX`` (seconds, after the unit is applied).
+SECONDS_MAX = 1e7
+_ID_CHARS = ID_MAX_BYTES // 4  # no id of this many characters or fewer can exceed ID_MAX_BYTES
+_ID_FIELDS = 4  # the first four text fields (see _TEXT_FIELDS) are ids
+
 #: Columns of ``langfuse_raw.observations`` in the order of a normalised COPY line: the export's loaded
 #: fields (autopicker.export_row), then the lineage.
 COPY_COLUMNS = tuple(f.column for f in LOADED if f.column is not None) + ("_source_file", "_batch_id")
@@ -78,10 +94,13 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
 _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?\Z", re.ASCII)  # ASCII digits, no exponent
 _FRAGMENT = orjson.Fragment
 _NUMBER_START = frozenset("-0123456789")
-_loads = orjson.loads
+# JSON is read with fractions as Decimal and integers of any size as int, so every digit is kept.
+_loads = msgspec.json.Decoder(float_hook=Decimal).decode
 _dumps = orjson.dumps
 _fromiso = datetime.fromisoformat
-_JSONDecodeError = orjson.JSONDecodeError
+_JSONDecodeError = msgspec.DecodeError
+_Raw = msgspec.Raw
+_NULL = msgspec.Raw(b"null")
 
 
 class RowError(ValueError):
@@ -148,13 +167,28 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{_kind(value)} is not a JSON value")
 
 
+def _exact(value: Any) -> Any:
+    """``value`` with integers beyond 64 bits as Fragments of their digits (orjson writes no bigger ones)."""
+    cls = value.__class__
+    if cls is int and not -(2**63) <= value < 2**64:
+        return _FRAGMENT(str(value))
+    if cls is dict:
+        return {k: _exact(v) for k, v in value.items()}
+    if cls is list or cls is tuple:
+        return [_exact(v) for v in value]
+    return value
+
+
 def _copy_json(value: Any, field: str) -> str:
     """JSON text escaped for COPY's text format (only the backslash can occur: orjson escapes controls)."""
     try:
-        text = _dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            text = _dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            text = _dumps(_exact(value), default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError as exc:
         raise RowError(f"{field} cannot be stored as JSON: {exc}") from None
-    return text.replace("\\", "\\\\") if "\\" in text else text
+    return _json_copy_text(text, field) if "\\" in text else text
 
 
 def escape_copy_text(text: str) -> str:
@@ -207,6 +241,13 @@ def unescape_copy_text(text: str) -> str:
 
 def _object_text(value: Any, field: str) -> str:
     """A JSON-object column as COPY text ("" for NULL)."""
+    if value.__class__ is _Raw:  # JSON as written in the line (valid: the decoder read past it)
+        text = str(value, "utf-8")
+        if text[0] != "{":
+            return _object_text(_loads(text), field)
+        if "\\" in text or "\t" in text or "\r" in text:
+            return _json_copy_text(text, field)
+        return text
     if value.__class__ is dict:
         if not value:
             return "{}"
@@ -214,7 +255,7 @@ def _object_text(value: Any, field: str) -> str:
             text = _dumps(value).decode()
         except TypeError:  # a Parquet decimal or a non-string key
             return _copy_json(value, field)
-        return text.replace("\\", "\\\\") if "\\" in text else text
+        return _json_copy_text(text, field) if "\\" in text else text
     if value is None or value == "":
         return ""
     if value.__class__ is str:
@@ -224,7 +265,7 @@ def _object_text(value: Any, field: str) -> str:
                 return ""
             raise RowError(f"{field} must be a JSON object, got {_show(value)}")
         if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return escape_copy_text(value)
+            return _json_copy_text(value, field)
         return value
     return _copy_json(_object(value, field), field)
 
@@ -265,7 +306,7 @@ def _metadata_text(metadata: dict) -> str:
         text = _dumps(values).decode()
     except TypeError:
         return _copy_json(values, "metadata")
-    return text.replace("\\", "\\\\") if "\\" in text else text
+    return _json_copy_text(text, "metadata") if "\\" in text else text
 
 
 def _any_json(value: Any, field: str) -> str:
@@ -321,7 +362,10 @@ def _number(value: Any, field: str) -> float | None:
         return None
     cls = value.__class__
     if cls is float or cls is int:
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise RowError(f"{field} {_show(str(value))} is outside the stored range") from None
     elif cls is str:
         text = value.strip()
         if not _JSON_NUMBER.match(text):
@@ -367,10 +411,78 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
+def _check_texts(texts: tuple[str, ...]) -> None:
+    """Raise for the first text field PostgreSQL cannot store: a NUL character, or a lone surrogate."""
+    for field, value in zip(_TEXT_FIELDS, texts, strict=True):
+        if "\x00" in value:
+            raise RowError(f"{field} contains a NUL character (\\u0000), which PostgreSQL cannot store")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise RowError(f"{field} is not valid Unicode text (it holds a lone surrogate)") from None
+
+
+def _check_ids(texts: tuple[str, ...]) -> None:
+    """Raise for the first id longer than ID_MAX_BYTES."""
+    for field, value in zip(_TEXT_FIELDS[:_ID_FIELDS], texts, strict=False):
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > ID_MAX_BYTES:
+            raise RowError(f"{field} is {size:,} bytes long; at most {ID_MAX_BYTES} are stored")
+
+
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # in JSON text: an escaped NUL, not an escaped backslash
+
+
+def _json_copy_text(text: str, field: str) -> str:
+    """JSON text (which holds a backslash or a control character) escaped for COPY's text format; an escaped
+    NUL character, which PostgreSQL cannot store, is a RowError. Every JSON column's text goes through here
+    when it has a backslash, as a NUL's escape does."""
+    if "u0000" in text and _JSON_NUL.search(text):
+        raise RowError(f"{field} contains a NUL character (\\u0000), which PostgreSQL cannot store")
+    return escape_copy_text(text)
+
+
+def _before(end_text: str, start_text: str) -> bool:
+    """Whether end is before start (timestamps as normalised; start is valid)."""
+    try:
+        end = _fromiso(end_text)
+    except ValueError:
+        raise RowError(f"end_time is not a timestamp: {_show(end_text)}") from None
+    return _aware(end) < _aware(_fromiso(start_text))
+
+
+def _out_of_range(field: str, value: object, limit: float, unit: str = "") -> str:
+    return f"{field} {value}{unit} is outside the stored range 0 to {limit:,.0f}{unit}"
+
+
+def _cost_text(value: Any) -> str:
+    """``total_cost`` for its NUMERIC column with every digit it came with ("" for null), within the limit."""
+    if value is None or value == "":
+        return ""
+    cls = value.__class__
+    if cls is _Raw:  # the JSON literal as written
+        text = str(value, "utf-8")
+        if text == "null":
+            return ""
+        if text[0] == '"':
+            return _cost_text(_loads(text))
+        dot = text.find(".")
+        if text[0] != "-" and "e" not in text and "E" not in text and (dot if dot >= 0 else len(text)) <= 9:
+            return text  # a plain literal of at most 9 whole digits: within the range, no need to parse it
+        number = float(text)
+    elif cls is float:
+        number, text = value, repr(value)
+    else:
+        text = _number_text(value, "total_cost")
+        number = float(text)
+    if not 0.0 <= number < COST_MAX_USD:
+        raise RowError(_out_of_range("total_cost", text, COST_MAX_USD, " USD"))
+    return text
+
+
 # Integers within 64 bits, which orjson reads as integers too (it reads bigger ones as floats; those, and
 # the few it reads as integers above 2**63 - 1, take the general way); msgspec checks the bound in C.
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Numbers = dict[str, _Int64 | float]
 
 _TEXT_FIELDS = COPY_COLUMNS[:10]  # the text columns, id to model
 
@@ -393,9 +505,9 @@ class _ExportRow(msgspec.Struct, gc=False):
     status_message: str | None = None
     environment: str | None = None
     model_parameters: str | None = None
-    usage_details: _Numbers | None = None
-    cost_details: _Numbers | None = None
-    total_cost: _Int64 | float | None = None
+    usage_details: msgspec.Raw = _NULL  # kept as written: every digit, and no objects built
+    cost_details: msgspec.Raw = _NULL
+    total_cost: msgspec.Raw = _NULL
     start_time: str | None = None
     end_time: str | None = None
     completion_start_time: str | None = None
@@ -435,6 +547,8 @@ class Normalizer:
         self._millis = latency_unit == "ms"
         self._detect = latency_unit == "auto"
         self.skipped: Counter[str] = Counter()
+        #: Rows whose latency was read as milliseconds (forced or detected), for the ingest's summary.
+        self.millis_rows = 0
 
     def from_text(self, text: bytes | str) -> tuple[str, str, str] | None:
         """Normalise the JSON text of one row (a JSONL line)."""
@@ -445,7 +559,7 @@ class Normalizer:
                 pass  # not valid JSON, or not shaped as the fast way expects: the general way says which
             else:
                 if row.traceId is _UNSET:
-                    return self._export_line(row)
+                    return self._export_fields(row)
         try:
             row = _loads(text)
         except _JSONDecodeError as exc:
@@ -472,117 +586,6 @@ class Normalizer:
         model = fields[19] or get("model") or get("providedModelName" if not camel else "provided_model_name")
         io = (get("input"), get("output")) if self.with_io else None
         return self._line(get("id"), typ, fields, model, io)
-
-    def _export_line(self, row: _ExportRow) -> tuple[str, str, str] | None:
-        """:meth:`_line` for a row decoded the fast way, with the checks its types make needless left out.
-
-        Only the common case is handled here: a loaded type, the required fields there, timestamps in
-        Langfuse's shape, floats, objects as dicts, nothing to escape. Anything else is handed to _line
-        (through _export_fields), which gives the same result the longer way, or the reason to reject."""
-        typ, oid, trace_id, start_time = row.type, row.id, row.trace_id, row.start_time
-        if (
-            typ not in LOADED_TYPES
-            or not oid
-            or not trace_id
-            or start_time is None
-            or len(start_time) != 26
-            or start_time[10] != " "
-        ):
-            return self._export_fields(row)
-        model = row.provided_model_name or row.model or row.providedModelName
-        text_part = "\t".join(
-            (
-                oid,
-                trace_id,
-                row.project_id or "",
-                row.parent_observation_id or "",
-                typ,
-                row.name or "",
-                row.level or "",
-                row.status_message or "",
-                row.environment or "",
-                model or "",
-            )
-        )
-        if "\\" in text_part or "\n" in text_part or "\r" in text_part or text_part.count("\t") != 9:
-            return self._export_fields(row)
-        end_text, completion_text, created_text, updated_text = (
-            row.end_time or "",
-            row.completion_start_time or "",
-            row.created_at or "",
-            row.updated_at or "",
-        )
-        if (
-            (end_text and (len(end_text) != 26 or end_text[10] != " "))
-            or (completion_text and (len(completion_text) != 26 or completion_text[10] != " "))
-            or (created_text and (len(created_text) != 26 or created_text[10] != " "))
-            or (updated_text and (len(updated_text) != 26 or updated_text[10] != " "))
-        ):
-            return self._export_fields(row)
-        latency, ttft, total_cost = row.latency, row.time_to_first_token, row.total_cost
-        if (
-            (latency is not None and latency.__class__ is not float)
-            or (ttft is not None and ttft.__class__ is not float)
-            or (total_cost is not None and total_cost.__class__ is not float)
-        ):
-            return self._export_fields(row)
-        model_parameters = row.model_parameters or ""
-        if model_parameters and (
-            model_parameters[0] != "{"
-            or "\\" in model_parameters
-            or "\t" in model_parameters
-            or "\n" in model_parameters
-            or "\r" in model_parameters
-        ):
-            return self._export_fields(row)
-        try:
-            start = _fromiso(start_time)
-            if updated_text:
-                _fromiso(updated_text)
-        except ValueError:
-            return self._export_fields(row)
-        if not updated_text:
-            updated_text = created_text or start_time
-
-        if latency and end_text and self._detect:  # zero reads the same in both units
-            self._detect_unit(latency, start, start_time, end_text)
-        if self._millis:
-            latency = None if latency is None else latency / 1000
-            ttft = None if ttft is None else ttft / 1000
-
-        metadata, usage, cost = row.metadata, row.usage_details, row.cost_details
-        try:
-            if metadata:
-                natural_of = _natural_of
-                metadata_text = _dumps({k: natural_of(v) for k, v in metadata.items()}).decode()
-            else:
-                metadata_text = "{}"
-            usage_text = "" if usage is None else _dumps(usage).decode() if usage else "{}"
-            cost_text = "" if cost is None else _dumps(cost).decode() if cost else "{}"
-        except TypeError:
-            return self._export_fields(row)
-        if "\\" in metadata_text or "\\" in usage_text or "\\" in cost_text:
-            return self._export_fields(row)
-        line = "\t".join(
-            (
-                text_part,
-                model_parameters,
-                usage_text,
-                cost_text,
-                "" if total_cost is None else repr(total_cost),
-                start_time,
-                end_text,
-                completion_text,
-                created_text,
-                updated_text,
-                "" if latency is None else repr(latency),
-                "" if ttft is None else repr(ttft),
-                metadata_text,
-                "\t",
-                self._lineage,
-            )
-        )
-        return oid, updated_text, line
 
     def _export_fields(self, row: _ExportRow) -> tuple[str, str, str] | None:
         fields = _astuple(row)
@@ -660,6 +663,15 @@ class Normalizer:
             for field, value in zip(_TEXT_FIELDS, texts, strict=True):
                 _text(value, field)
             raise
+        if "\x00" in text_part or not text_part.isascii():
+            _check_texts(texts)
+        if (
+            len(oid) > _ID_CHARS
+            or len(texts[1]) > _ID_CHARS
+            or len(texts[2]) > _ID_CHARS
+            or len(texts[3]) > _ID_CHARS
+        ):
+            _check_ids(texts)
         if "\\" in text_part or "\n" in text_part or "\r" in text_part or text_part.count("\t") != 9:
             text_part = "\t".join(escape_copy_text(t) for t in texts)
 
@@ -703,34 +715,68 @@ class Normalizer:
             updated_text = created_text or start_text
         else:
             updated_text = _timestamp_text(updated_at, "updated_at", check=True)
+        if end_text and (
+            (end_text < start_text and _before(end_text, start_text))  # Langfuse's shape compares as text
+            if start is not None and len(end_text) == 26 and end_text[10] == " "
+            else _before(end_text, start_text)
+        ):
+            raise RowError(f"end_time {end_text} is before start_time {start_text}")
 
-        # JSON numbers arrive as float (non-finite ones cannot); everything else goes the careful way.
-        if latency is not None and (latency.__class__ is not float or latency - latency != 0.0):
+        # JSON numbers arrive as float; everything else goes the careful way.
+        if latency is not None and latency.__class__ is not float:
             latency = _number(latency, "latency")
-        if ttft is not None and (ttft.__class__ is not float or ttft - ttft != 0.0):
+        if ttft is not None and ttft.__class__ is not float:
             ttft = _number(ttft, "time_to_first_token")
         if latency and end_text and self._detect:  # zero reads the same in both units
             self._detect_unit(latency, start, start_text, end_text)
         if self._millis:
-            latency = None if latency is None else latency / 1000
-            ttft = None if ttft is None else ttft / 1000
+            if latency is not None:
+                latency /= 1000
+                self.millis_rows += 1
+            if ttft is not None:
+                ttft /= 1000
+        if latency is not None and not 0.0 <= latency < SECONDS_MAX:
+            raise RowError(_out_of_range("latency", latency, SECONDS_MAX, " seconds"))
+        if ttft is not None and not 0.0 <= ttft < SECONDS_MAX:
+            raise RowError(_out_of_range("time_to_first_token", ttft, SECONDS_MAX, " seconds"))
 
         if metadata.__class__ is dict:
-            metadata_text = _metadata_text(metadata) if metadata else "{}"
+            metadata_text = "{}"
+            if metadata:
+                natural_of = _natural_of
+                try:
+                    metadata_text = _dumps({k: natural_of(v) for k, v in metadata.items()}).decode()
+                except TypeError:  # a value to hash or write the careful way
+                    metadata_text = _metadata_text(metadata)
+                else:
+                    if "\\" in metadata_text:
+                        metadata_text = _json_copy_text(metadata_text, "metadata")
         elif metadata is None or metadata == "" or metadata == {}:
             metadata_text = "{}"
         else:  # JSON text of an object, a Parquet map
             metadata_text = _metadata_text(_object(metadata, "metadata") or {})
-        parameters_text = _object_text(model_parameters, "model_parameters")
-        usage_text = _object_text(usage_details, "usage_details")
-        cost_text = _object_text(cost_details, "cost_details")
-        io_part = "\t" if io is None else _any_json(io[0], "input") + "\t" + _any_json(io[1], "output")
-        if total_cost is None:
-            cost_number = ""
-        elif total_cost.__class__ is float and total_cost - total_cost == 0.0:
-            cost_number = repr(total_cost)
+        # JSON-object columns: exports write model parameters as JSON text and the details as objects, which
+        # the fast decoding keeps as written (Raw); those go on as they are unless there is text to escape.
+        if (
+            model_parameters.__class__ is str
+            and model_parameters[:1] == "{"
+            and "\\" not in model_parameters
+            and "\t" not in model_parameters
+            and "\r" not in model_parameters
+        ):
+            parameters_text = (
+                model_parameters  # PostgreSQL checks its syntax: a row it refuses is rejected alone
+            )
         else:
-            cost_number = _number_text(total_cost, "total_cost")
+            parameters_text = _object_text(model_parameters, "model_parameters")
+        usage_text = str(usage_details, "utf-8") if usage_details.__class__ is _Raw else ""
+        if usage_text[:1] != "{" or "\\" in usage_text or "\t" in usage_text or "\r" in usage_text:
+            usage_text = _object_text(usage_details, "usage_details")
+        cost_text = str(cost_details, "utf-8") if cost_details.__class__ is _Raw else ""
+        if cost_text[:1] != "{" or "\\" in cost_text or "\t" in cost_text or "\r" in cost_text:
+            cost_text = _object_text(cost_details, "cost_details")
+        io_part = "\t" if io is None else _any_json(io[0], "input") + "\t" + _any_json(io[1], "output")
+        cost_number = _cost_text(total_cost)
 
         line = "\t".join(
             (

@@ -182,7 +182,14 @@ def summary_lines(result: RunResult) -> list[str]:
         f"skipped types: {_skipped_text(t)}",
         f"rejected: {t.rejected:,}" + (" (see langfuse_raw.rejected_rows)" if t.rejected else ""),
         f"errors: {len(result.errors)}",
-    ]
+    ] + ([_latency_note(t)] if t.latency_ms else [])
+
+
+def _latency_note(stats: LoadStats) -> str:
+    return (
+        f"latency read as milliseconds: {stats.latency_ms:,} rows "
+        "(with --latency-unit auto: the unit end_time - start_time agrees with; s or ms sets it)"
+    )
 
 
 def summary_table(result: RunResult) -> Table:
@@ -213,6 +220,8 @@ def summary_table(result: RunResult) -> Table:
         style="bold",
         end_section=True,
     )
+    if t.latency_ms:
+        table.caption = _latency_note(t)
     return table
 
 
@@ -231,6 +240,7 @@ def _stats_document(stats: LoadStats) -> dict[str, Any]:
         "duplicates": stats.duplicates,
         "skipped_types": dict(stats.skipped),
         "rejected": stats.rejected,
+        "latency_ms_rows": stats.latency_ms,
     }
 
 

@@ -167,7 +167,7 @@ def test_rows_an_earlier_file_held_go_to_the_upsert_and_still_load(
 ) -> None:
     # Export windows overlap: the parser remembers the ids of the last rows it read and sends rows of the next
     # file with those ids apart, to the upsert. Whether such a row turns out stored or not, it loads right.
-    refused = {**_event("x", 1, "x refused"), "end_time": "2026-02-30 10:00:00.000000"}  # no such day
+    refused = {**_event("x", 1, "x refused"), "model_parameters": "{oops"}  # JSON PostgreSQL refuses
     first = write_jsonl(tmp_path / "a.jsonl", [refused, _event("y", 1, "y old"), _event("z", 1, "z")])
     second = write_jsonl(
         tmp_path / "b.jsonl", [_event("w", 1, "w"), _event("y", 2, "y new"), _event("x", 1, "x")]
