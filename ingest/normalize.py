@@ -464,7 +464,7 @@ def _cost_text(value: Any) -> str:
         text = str(value, "utf-8")
         if text == "null":
             return ""
-        if text[0] == '"':
+        if text[0] not in _NUMBER_START:  # text, a boolean, an object: as the general way reads them
             return _cost_text(_loads(text))
         dot = text.find(".")
         if text[0] != "-" and "e" not in text and "E" not in text and (dot if dot >= 0 else len(text)) <= 9:
