@@ -15,10 +15,10 @@ the client (libpq's PQencryptPasswordConn, the server's ``password_encryption`` 
 ``\\password`` does), so not even the server log of a failed statement can hold it. It is never printed.
 
 Writes are denied by construction (no INSERT/UPDATE/DELETE/TRUNCATE grant, no CREATE on any schema or on
-the database), and checked afterwards: the command fails, changing nothing, when the role could read or
-write anything beyond ``analytics`` through older grants or role memberships. Temporary tables are not
-denied: they are private to the session and vanish with it, and denying them means revoking TEMP from
-PUBLIC for the whole database, which dbt's incremental models need.
+the database, no EXECUTE on the large-object writers, which the database grants PUBLIC by default), every
+session of the role starts read-only, and all of it is checked afterwards: the command fails, changing
+nothing, when the role could read or write anything beyond ``analytics`` through older grants or role
+memberships. What a session that turns read-only off can still do is said in docs/bi-access.md.
 """
 
 from __future__ import annotations
@@ -43,6 +43,19 @@ DEFAULT_ROLE = "autopicker_bi"
 # dbt writes grantees unquoted (`grant select on ... to autopicker_bi`), so a name that needs quoting would
 # be granted under another name; PostgreSQL reserves the pg_ prefix and keeps 63 bytes of a name.
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+#: The functions that create, change or delete large objects (server-side lo_import/lo_export are for
+#: superusers only already).
+LARGE_OBJECT_WRITERS = (
+    "pg_catalog.lo_creat(integer)",
+    "pg_catalog.lo_create(oid)",
+    "pg_catalog.lo_from_bytea(oid, bytea)",
+    "pg_catalog.lo_put(oid, bigint, bytea)",
+    "pg_catalog.lowrite(integer, bytea)",
+    "pg_catalog.lo_truncate(integer, integer)",
+    "pg_catalog.lo_truncate64(integer, bigint)",
+    "pg_catalog.lo_unlink(oid)",
+)
 
 # Serialises two runs of the command on one database (CREATE ROLE would race).
 _LOCK_KEY = 0x61757470_62690001
@@ -147,6 +160,19 @@ def _ensure(conn: psycopg.Connection, name: str, password: str) -> BiRole:
                 sql.Identifier(owner), schema, role
             )
         )
+    # Large objects are written by functions PUBLIC may execute, not by table privileges: in this database
+    # only roles granted them keep them (the warehouse user does). Every session of the role starts read
+    # only besides, which also stops temporary tables and writes in other databases of the server (a
+    # session can turn that off; docs/bi-access.md says what remains).
+    superuser = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]  # type: ignore[index]
+    for function in LARGE_OBJECT_WRITERS:
+        signature = sql.SQL(function)
+        statements.append(sql.SQL("revoke execute on function {} from public").format(signature))
+        if not superuser:
+            statements.append(
+                sql.SQL("grant execute on function {} to {}").format(signature, sql.Identifier(current_user))
+            )
+    statements.append(sql.SQL("alter role {} set default_transaction_read_only = on").format(role))
     for statement in statements:
         conn.execute(statement)
 
@@ -192,9 +218,13 @@ def _refuse_wider_access(conn: psycopg.Connection, name: str, dbname: str) -> No
             union all
             select 'create schemas in database ' || %(db)s
             where has_database_privilege(%(role)s, %(db)s, 'CREATE')
+            union all
+            select 'write large objects with ' || f
+            from unnest(%(lo)s::text[]) as f
+            where has_function_privilege(%(role)s, f, 'EXECUTE')
             order by 1
             """,
-            {"role": name, "schema": SCHEMA, "db": dbname},
+            {"role": name, "schema": SCHEMA, "db": dbname, "lo": list(LARGE_OBJECT_WRITERS)},
         ).fetchall()
     ]
     if found:

@@ -145,3 +145,34 @@ def test_refuses_a_role_that_could_read_the_raw_tables_and_changes_nothing(
         assert not conn.execute("select has_schema_privilege(%s, 'analytics', 'USAGE')", (role,)).fetchone()[
             0
         ]  # type: ignore[index]
+
+
+def test_the_role_writes_no_large_object_and_no_temporary_table(database: Database, role: str) -> None:
+    build_small_warehouse(database)
+    result = bi_role_cli(database, role, password="pw")
+    assert result.returncode == 0, result.stderr
+    with database.connect() as conn:
+        objects_before = conn.execute("select count(*) from pg_largeobject_metadata").fetchone()
+    with connect_as(database, role, "pw") as conn:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("create temp table t (x int)")
+        for read_only in ("on", "off"):  # a session can turn read-only off: the writers stay out of reach
+            conn.execute(f"set default_transaction_read_only = {read_only}")
+            for statement in ("select lo_from_bytea(0, 'x')", "select lo_creat(-1)", "select lo_create(0)"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+        assert conn.execute("select prompts from analytics.prompt_count").fetchone() == (1,)
+    with database.connect() as conn:
+        assert conn.execute("select count(*) from pg_largeobject_metadata").fetchone() == objects_before
+        # the warehouse user keeps what it had
+        conn.execute("select lo_unlink(lo_from_bytea(0, 'x'))")
+
+
+def test_refuses_a_role_granted_a_large_object_writer(database: Database, role: str) -> None:
+    build_small_warehouse(database)
+    with database.connect(autocommit=True) as conn:
+        conn.execute(f"create role \"{role}\" login password 'old'")
+        conn.execute(f'grant execute on function lo_from_bytea(oid, bytea) to "{role}"')
+    result = bi_role_cli(database, role, password="new")
+    assert result.returncode == 1
+    assert "could also write large objects with pg_catalog.lo_from_bytea(oid, bytea)" in result.stderr
