@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from autopicker.errors import UserError
+from autopicker.errors import UsageError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,35 @@ class Database:
         return Database(url=_url_from_params(params), embedded=self.embedded)
 
     def connect(self, **kwargs: object) -> psycopg.Connection:
-        """A psycopg connection; a server that does not answer is a :class:`UserError`."""
+        """A psycopg connection; a server that does not answer is a :class:`UserError` that keeps the
+        server's reason ("Connection refused", "password authentication failed ...")."""
         try:
             return psycopg.connect(self.url, **kwargs)  # type: ignore[arg-type]
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"Cannot connect to the database at {self.redacted()}: {reason}") from None
+            raise UserError(
+                f"Cannot connect to the database at {self.redacted()}: {connection_failure(exc)}"
+            ) from None
+
+    def ping(self) -> None:
+        """Connect and run a query: a :class:`UserError` unless the server really answers now."""
+        with self.connect(connect_timeout=10) as conn:
+            conn.execute("select 1")
+
+
+#: libpq's prefix before the reason ("connection failed: connection to server at "h", port 5 failed: ").
+_LIBPQ_PREFIX = re.compile(
+    r"^(connection (failed|is bad): )?(connection to server (at|on) .*? failed: )?(FATAL: +)?"
+)
+
+
+def connection_failure(exc: BaseException) -> str:
+    """The cause of a failed connection in one line: libpq's reason, then its hint in parentheses."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    reason = _LIBPQ_PREFIX.sub("", lines[0]) or lines[0]
+    hint = " ".join(_LIBPQ_PREFIX.sub("", line) for line in lines[1:])
+    return f"{reason} ({hint[:1].lower()}{hint[1:]})" if hint else reason
 
 
 def _url_from_params(params: dict[str, str]) -> str:
@@ -122,11 +146,11 @@ def configured_url() -> str | None:
     if not url:
         return None
     if not url.startswith(_URL_SCHEMES):
-        raise UserError("DATABASE_URL must be a postgresql:// URL.")
+        raise UsageError("DATABASE_URL must be a postgresql:// URL.")
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        raise UserError("DATABASE_URL is not a valid PostgreSQL URL.") from None
+        raise UsageError("DATABASE_URL is not a valid PostgreSQL URL.") from None
     return "postgresql://" + url.split("://", 1)[1]
 
 
@@ -154,13 +178,36 @@ def _embedded_url(start: bool) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
         raise UserError(f"Could not start the embedded PostgreSQL in {pgdata}: {exc}") from None
-    return server.get_uri()
+    url = server.get_uri()
+    _require_passwords(pgdata, Database(url=url, embedded=True))
+    return url
+
+
+#: The embedded server's client authentication. pgserver's initdb trusts every local connection; the owner
+#: (the PostgreSQL user the CLI connects as) keeps that over the socket, every other login (a BI role) must
+#: give its password.
+_HBA = """# autopicker: the owner over the Unix socket without a password, every other login with one.
+local all {owner} trust
+local all all scram-sha-256
+"""
+
+
+def _require_passwords(pgdata: Path, database: Database) -> None:
+    """Make the embedded server ask every login but the owner for its password (a reload, no restart)."""
+    hba = pgdata / "pg_hba.conf"
+    wanted = _HBA.format(owner=database.params.get("user", "postgres"))
+    if hba.read_text() == wanted:
+        return
+    hba.write_text(wanted)  # in place: the file keeps the owner and mode the server needs
+    with database.connect(autocommit=True) as conn:
+        conn.execute("select pg_reload_conf()")
+    logger.info("the embedded PostgreSQL now asks every login but its owner for a password")
 
 
 def stop_embedded() -> bool:
     """Stop the embedded server if it runs; returns whether it was running."""
     pgdata = _pgdata()
-    if not (pgdata / "postmaster.pid").exists():
+    if not _postmaster_alive(pgdata):
         return False
     pgserver = _import_pgserver()
     # pgserver runs the server as a dedicated system user when we are root.
@@ -169,6 +216,18 @@ def stop_embedded() -> bool:
         pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
     except Exception as exc:
         raise UserError(f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}") from None
+    return True
+
+
+def _postmaster_alive(pgdata: Path) -> bool:
+    """Whether the server of ``postmaster.pid`` runs (the file outlives a killed server)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # it runs as another system user
+        return True
     return True
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from autopicker.errors import UserError
 
-from .db import Database
+from .db import Database, connection_failure
 from .schema import ensure_schema
 
 
@@ -25,5 +25,5 @@ def ensure_raw_schema(database: Database) -> None:
         with engine(database.url).begin() as conn:
             ensure_schema(conn)
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else type(exc).__name__
+        reason = connection_failure(exc.orig) if exc.orig else type(exc).__name__
         raise UserError(f"Cannot connect to the database at {database.redacted()}: {reason}") from None

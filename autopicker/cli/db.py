@@ -15,8 +15,11 @@ db_app = typer.Typer(
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the database URL (password masked), starting the embedded server if needed."""
-    output_console().print(db.resolve().redacted(), highlight=False, soft_wrap=True)
+    """Print the database URL (password masked), starting the embedded server if needed; exit 1 when
+    the server does not answer."""
+    database = db.resolve()
+    database.ping()
+    output_console().print(database.redacted(), highlight=False, soft_wrap=True)
 
 
 @db_app.command("stop")
