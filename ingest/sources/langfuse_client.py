@@ -31,7 +31,7 @@ import orjson
 import pydantic
 
 from autopicker.clock import Clock
-from autopicker.errors import UserError
+from autopicker.errors import UsageError, UserError
 from autopicker.retry_after import retry_after
 from ingest.readers import BadRow
 from ingest.sources.request_budget import RequestBudget
@@ -65,13 +65,13 @@ class Credentials:
         public_key = env.get("LANGFUSE_PUBLIC_KEY", "").strip()
         secret_key = env.get("LANGFUSE_SECRET_KEY", "").strip()
         if not public_key or not secret_key:
-            raise UserError(
+            raise UsageError(
                 "Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL for a server other "
                 "than Langfuse Cloud) to read from the Langfuse API."
             )
         base_url = (env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST") or DEFAULT_BASE_URL).strip()
         if not base_url.startswith(("http://", "https://")):
-            raise UserError(f"LANGFUSE_BASE_URL must start with http:// or https://, not {base_url!r}.")
+            raise UsageError(f"LANGFUSE_BASE_URL must start with http:// or https://, not {base_url!r}.")
         return cls(public_key, secret_key, base_url.rstrip("/"))
 
     @staticmethod

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from autopicker.errors import UsageError
 from ingest.db import Database, project_dir
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def run_dbt(args: Sequence[str], database: Database, project: Path | None = None
 def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None = None) -> int:
     """:func:`run_dbt` with ``env`` set for the invocation instead (and no build lock): the variables of
     the profiles.yml target it runs (``--target spark`` reads ``AUTOPICKER_SPARK_*``)."""
+    from dbt.cli.exceptions import DbtUsageException
     from dbt.cli.main import dbtRunner
 
     project = project or project_dir()
@@ -98,6 +100,9 @@ def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None 
             argv += ["--profiles-dir", str(project)]
     with _environment(env):
         result = dbtRunner().invoke(argv)
+    if isinstance(result.exception, DbtUsageException):
+        # dbt prints nothing for a command line it cannot parse; its sentence is the whole message.
+        raise UsageError(f"dbt: {result.exception}")
     if result.exception is not None:
         logger.debug("dbt raised", exc_info=result.exception)
         return 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from autopicker.errors import UserError
 from ingest.db import Database
 from ingest.normalize import natural_value
 from ingest.readers import BadRow
@@ -74,11 +75,14 @@ def from_api(reader: LangfuseReader, since: datetime, until: datetime) -> Fallba
 
 def from_warehouse(database: Database, since: datetime, until: datetime) -> FallbackCounts:
     """Count the window's fallback events loaded into ``langfuse_raw.observations``."""
-    from ingest.raw import ensure_raw_schema
-
-    ensure_raw_schema(database)
     result = FallbackCounts(f"the warehouse at {database.redacted()}", since, until)
     with database.connect() as conn:
+        # A reading command creates nothing: a database never loaded is said to be one, not reported empty.
+        if conn.execute("select to_regclass('langfuse_raw.observations')").fetchone() == (None,):
+            raise UserError(
+                f"The warehouse at {database.redacted()} holds no Langfuse data yet (no table"
+                " langfuse_raw.observations): load some with `autopicker ingest` first."
+            )
         rows = conn.execute(
             """
             SELECT name,
