@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -27,13 +28,17 @@ from autopicker.errors import UserError
 from ingest import db
 from ingest.warehouse.nightly import CONFIG_ENV, SOURCES_ENV, NightlyConfig, load_config, nightly_lock
 
+if TYPE_CHECKING:
+    from ingest.sources.files import FileResult
+
 console = output_console()
 err_console = output_console(stderr=True)
 
 
 @dataclass
 class Step:
-    """One step of the job and how it went: status is ok, rejected rows or failed."""
+    """One step of the job and how it went: status is ok, warn (a data test or freshness check warned;
+    not a failure), rejected rows or failed."""
 
     name: str
     status: str = "ok"
@@ -42,7 +47,7 @@ class Step:
 
     @property
     def failed(self) -> bool:
-        return self.status != "ok"
+        return self.status not in ("ok", "warn")
 
 
 def run_nightly(
@@ -96,13 +101,25 @@ def _ingest(database: db.Database, source: str, config: NightlyConfig, step: Ste
         )
     reporter.summary(result)
     t = result.totals
-    step.detail = f"{len(result.files):,} files, {t.loaded:,} rows loaded"
+    step.detail = f"{_files(result.files)}, {t.loaded:,} rows loaded"
     if result.errors:
         step.status = "failed"
         step.detail += f"; {len(result.errors)} errors, the first: {result.errors[0]}"
     elif t.rejected:
         step.status = "rejected rows"
         step.detail += f", {t.rejected:,} rejected (langfuse_raw.rejected_rows)"
+
+
+def _files(files: list[FileResult]) -> str:
+    """``2 files loaded, 1 skipped (already loaded), 1 failed``, leaving out what is zero."""
+    counts = Counter(f.status for f in files)
+    loaded = counts.pop("loaded", 0)
+    parts = [f"{loaded:,} {'file' if loaded == 1 else 'files'} loaded"]
+    parts += [
+        f"{n:,} {'skipped (already loaded)' if status == 'already loaded' else status}"
+        for status, n in sorted(counts.items())
+    ]
+    return ", ".join(parts)
 
 
 def _ingest_api(database: db.Database, settings: dict[str, Any], step: Step) -> None:
@@ -137,9 +154,15 @@ def _ingest_api(database: db.Database, settings: dict[str, Any], step: Step) -> 
 
 
 def _dbt(args: list[str], database: db.Database, step: Step) -> None:
-    from ingest.warehouse.dbt import run_dbt
+    from ingest.warehouse.dbt import run_dbt_outcome
 
-    code = run_dbt(args, database)
+    outcome = run_dbt_outcome(args, database)
+    code = outcome.code
+    if outcome.warned:
+        shown = ", ".join(outcome.warned[:5]) + (
+            f" and {len(outcome.warned) - 5} more" if len(outcome.warned) > 5 else ""
+        )
+        step.status, step.detail = "warn", f"{len(outcome.warned):,} warned: {shown}"
     if code == 1:
         step.status, step.detail = "failed", "a model, test or source check failed (see dbt's log above)"
     elif code:
@@ -160,7 +183,8 @@ def render_steps(steps: list[Step], out: Console) -> None:
     table.add_column("time", justify="right")
     table.add_column("details")
     for step in steps:
-        status = step.status if not step.failed else f"[red]{step.status}[/red]"
+        style = "red" if step.failed else "yellow" if step.status == "warn" else None
+        status = f"[{style}]{step.status}[/{style}]" if style else step.status
         table.add_row(step.name, status, f"{step.seconds:,.1f} s", step.detail)
     out.print(table)
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopicker.errors import UsageError
@@ -78,17 +81,40 @@ def dbt_env(database: Database) -> dict[str, str]:
     return database.libpq_env() | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
+@dataclass(frozen=True)
+class DbtOutcome:
+    """How a dbt command went: its exit code and the nodes per status (``success``, ``pass``, ``warn``,
+    ``error``, ``fail``, ``skipped``...)."""
+
+    code: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    #: nodes whose status was ``warn``: a data test or source freshness check that warned
+    warned: tuple[str, ...] = ()
+
+
 def run_dbt(args: Sequence[str], database: Database, project: Path | None = None) -> int:
     """Run one dbt command (``["build"]``, ``["test", "--select", "x"]``...) and return dbt's exit code:
     0 success, 1 a model or test failed, 2 dbt itself failed."""
+    return run_dbt_outcome(args, database, project).code
+
+
+def run_dbt_outcome(
+    args: Sequence[str], database: Database, project: Path | None = None, *, quiet: bool = False
+) -> DbtOutcome:
+    """:func:`run_dbt`, saying which nodes warned; ``quiet`` leaves only errors in dbt's own log."""
     writes = bool(args) and args[0] in _WRITING_COMMANDS
+    env = dbt_env(database) | ({"DBT_QUIET": "true"} if quiet else {})
     with _build_lock(database) if writes else contextlib.nullcontext():
-        return run_dbt_with(args, dbt_env(database), project)
+        return _invoke(args, env, project)
 
 
 def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None = None) -> int:
     """:func:`run_dbt` with ``env`` set for the invocation instead (and no build lock): the variables of
     the profiles.yml target it runs (``--target spark`` reads ``AUTOPICKER_SPARK_*``)."""
+    return _invoke(args, env, project).code
+
+
+def _invoke(args: Sequence[str], env: dict[str, str], project: Path | None) -> DbtOutcome:
     from dbt.cli.exceptions import DbtUsageException
     from dbt.cli.main import dbtRunner
 
@@ -98,6 +124,8 @@ def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None 
         argv += ["--project-dir", str(project)]
         if "--profiles-dir" not in argv:
             argv += ["--profiles-dir", str(project)]
+    if "DBT_USE_COLORS" not in os.environ and not sys.stdout.isatty():
+        env = env | {"DBT_USE_COLORS": "false"}  # no escape codes in logs and pipes
     with _environment(env):
         result = dbtRunner().invoke(argv)
     if isinstance(result.exception, DbtUsageException):
@@ -105,5 +133,13 @@ def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None 
         raise UsageError(f"dbt: {result.exception}")
     if result.exception is not None:
         logger.debug("dbt raised", exc_info=result.exception)
-        return 2
-    return 0 if result.success else 1
+        return DbtOutcome(2)
+    statuses: Counter[str] = Counter()
+    warned: list[str] = []
+    for node_result in getattr(result.result, "results", None) or ():
+        status = str(getattr(node_result.status, "value", node_result.status))
+        statuses[status] += 1
+        if status == "warn":
+            node = getattr(node_result, "node", None)
+            warned.append(str(getattr(node, "name", None) or getattr(node, "unique_id", "?")))
+    return DbtOutcome(0 if result.success else 1, statuses, tuple(warned))

@@ -15,6 +15,7 @@ from autopicker.errors import UsageError, UserError
 from ingest.db import Database
 from ingest.warehouse.nightly import NIGHTLY_LOCK, load_config, nightly_lock
 from tests.support.api import REPO, observation, subprocess_env, wait_until
+from tests.support.export_files import write_jsonl
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
 
 CLI = [sys.executable, "-m", "autopicker"]
@@ -76,21 +77,8 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
 
 
 def test_no_report_leaves_the_report_out(database: Database, tmp_path: Path) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": database.url,
-        "AUTOPICKER_HOME": str(tmp_path),
-        "AUTOPICKER_PROJECT_DIR": str(REPO),
-    }
     export = REPO / "tests" / "fixtures" / "ingest" / "export"
-    done = subprocess.run(
-        [*CLI, "nightly", "--source", str(export), "--no-report"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _nightly_from(export, database, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     table = done.stdout[done.stdout.index("autopicker nightly") :].splitlines()[1:]
     steps = [line.split()[0] for line in table if line.strip()]
@@ -168,3 +156,62 @@ def test_a_bad_config_file_is_one_sentence(tmp_path: Path, text: str, message: s
     config.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(config, environ={})
+
+
+def test_a_firing_alert_shows_as_warn_a_skipped_file_as_skipped_and_the_log_has_no_colour_codes(
+    database: Database, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    rows = [observation(f"gen-{i}", "GENERATION", now - timedelta(minutes=i + 1)) for i in range(2)]
+    # twelve context-length fallbacks in the last few minutes: more than the alert's 10 in 10 minutes
+    rows += [
+        observation(
+            f"ctx-{i:02d}", "EVENT", now - timedelta(seconds=10 * i + 5), name="context_length_fallback"
+        )
+        for i in range(12)
+    ]
+    export = tmp_path / "export"
+    export.mkdir()
+    write_jsonl(export / "observations.jsonl", rows)
+
+    def nightly() -> tuple[int, str, dict[str, str]]:
+        done = _nightly_from(export, database, tmp_path / "home")
+        assert "\x1b[" not in done.stdout + done.stderr  # a cron log is not a terminal
+        table = done.stdout[done.stdout.index("autopicker nightly") :].splitlines()
+        steps = {
+            step: line.split(step, 1)[1].strip()
+            for line in table
+            for step in (f"ingest {export}", "dbt build", "dbt source freshness")
+            if line.strip().startswith(step)
+        }
+        return done.returncode, done.stdout + done.stderr, steps
+
+    code, output, steps = nightly()
+    assert code == 0, output  # an alert warns, it does not fail the job
+    assert steps[f"ingest {export}"].split()[0] == "ok"
+    assert "1 file loaded, 14 rows loaded" in steps[f"ingest {export}"]
+    result, detail = steps["dbt build"].split(maxsplit=1)
+    assert result == "warn", output
+    assert "warned: " in detail and "alert_context_limit_frequently_hit" in detail
+
+    code, output, steps = nightly()
+    assert code == 0, output
+    assert "0 files loaded, 1 skipped (already loaded), 0 rows loaded" in steps[f"ingest {export}"]
+
+
+def _nightly_from(export: Path, database: Database, home: Path) -> subprocess.CompletedProcess[str]:
+    """`autopicker nightly --source EXPORT --no-report` into ``database``, as cron runs it."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database.url,
+        "AUTOPICKER_HOME": str(home),
+        "AUTOPICKER_PROJECT_DIR": str(REPO),
+    }
+    return subprocess.run(
+        [*CLI, "nightly", "--source", str(export), "--no-report"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
