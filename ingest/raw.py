@@ -27,3 +27,13 @@ def ensure_raw_schema(database: Database) -> None:
     except OperationalError as exc:
         reason = connection_failure(exc.orig) if exc.orig else type(exc).__name__
         raise UserError(f"Cannot connect to the database at {database.redacted()}: {reason}") from None
+
+
+def delete_project(database: Database, project_id: str) -> int:
+    """Delete the observations of one Langfuse project from ``langfuse_raw``; returns how many went.
+    (The demo replaces its own simulated project this way, whatever else the warehouse holds.)"""
+    from .schema import observations
+
+    ensure_raw_schema(database)
+    with engine(database.url).begin() as conn:
+        return conn.execute(observations.delete().where(observations.c.project_id == project_id)).rowcount

@@ -21,7 +21,7 @@ from rich.rule import Rule
 from autopicker.cli.console import output_console
 from autopicker.errors import UserError
 from ingest import db
-from ingest.warehouse.dbt import run_dbt
+from ingest.warehouse.dbt import run_dbt_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def run_demo(console: Console, options: DemoOptions) -> int:
     """Run the four steps and return the exit code: the worst of the ingest's and dbt's."""
     from autopicker.cli.progress import make_reporter
     from autopicker.cli.warehouse import render_views
-    from ingest.raw import ensure_raw_schema
+    from ingest.raw import delete_project
     from ingest.sources.files import ingest_files
     from ingest.warehouse.views import fetch_views
     from router.simulate import simulate
@@ -48,6 +48,15 @@ def run_demo(console: Console, options: DemoOptions) -> int:
     database = db.resolve()
     where = "embedded PostgreSQL" if database.embedded else database.redacted()
     console.print(f"warehouse: {where}", highlight=False)
+    if not database.embedded:
+        output_console(stderr=True).print(
+            f"note: DATABASE_URL is set, so the demo writes simulated rows (Langfuse project {DEMO_PROJECT})"
+            f" into {database.redacted()}, replacing the ones an earlier demo wrote there, and rebuilds its"
+            " models from scratch; other projects' rows stay. Unset DATABASE_URL to use the embedded server.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
     out = db.home_dir() / "demo-export"
     console.print(Rule("1/5 simulate router traffic"))
@@ -69,13 +78,19 @@ def run_demo(console: Console, options: DemoOptions) -> int:
     )
 
     console.print(Rule("2/5 ingest the export into langfuse_raw"))
+    replaced = delete_project(database, DEMO_PROJECT)
+    if replaced:
+        console.print(f"replacing the {replaced:,} observations of the previous demo", highlight=False)
     reporter = make_reporter()
-    result = ingest_files(database, [str(out)], reporter=reporter)
+    result = ingest_files(database, [str(out)], reporter=reporter, force=True)
     reporter.summary(result)
 
-    console.print(Rule("3/5 dbt build"))
-    ensure_raw_schema(database)
-    dbt_code = run_dbt(["build"], database)
+    # from scratch: the incremental models would keep what the previous demo's rows made of them
+    console.print(Rule("3/5 dbt build --full-refresh"))
+    outcome = run_dbt_outcome(["build", "--full-refresh"], database, quiet=True)
+    counts = ", ".join(f"{n:,} {status}" for status, n in sorted(outcome.statuses.items()))
+    console.print(f"dbt build: {counts or 'nothing ran'}", highlight=False)
+    dbt_code = outcome.code
 
     console.print(Rule("4/5 the five fallback views (schema analytics)"))
     render_views(fetch_views(database, options.limit), console)
