@@ -1,8 +1,9 @@
 """Reading Langfuse's public API (v2 observations, projects) through the SDK, with bounded retries.
 
 The SDK's API client (``langfuse.api.client.LangfuseAPI``) is used directly rather than the tracing client,
-which would register an exporter per public key. Its own retries are turned off, because they sleep on wall
-time and give up silently; :class:`LangfuseReader` retries instead, on an injected clock:
+which would register an exporter per public key, over an HTTP client of this module's own. Its own retries are
+turned off, because they sleep on wall time and give up silently; :class:`LangfuseReader` retries instead
+(with tenacity), sleeping on an injected clock:
 
 - 429: waits what ``Retry-After`` (or ``retry-after-ms``) says, else the backoff;
 - 5xx, 408, timeouts and dropped or refused connections (``httpx.TransportError``): exponential backoff
@@ -12,23 +13,27 @@ time and give up silently; :class:`LangfuseReader` retries instead, on an inject
 - every attempt first takes a slot of the :class:`~ingest.sources.request_budget.RequestBudget`.
 
 A page that fails the SDK's validation (one malformed row makes the whole response invalid) is fetched once
-more as plain JSON through the same SDK client, each row is validated on its own, and only the rows that
-do not validate come back as :class:`~ingest.readers.BadRow` with the reason; the rest of the page loads.
+more as plain JSON through the same HTTP client, each row is validated on its own against the SDK's model,
+and only the rows that do not validate come back as :class:`~ingest.readers.BadRow` with the reason; the
+rest of the page loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 import httpx
 import orjson
 import pydantic
+import tenacity
 
 from autopicker.clock import Clock
 from autopicker.errors import UsageError, UserError
@@ -129,11 +134,15 @@ class LangfuseReader:
 
         self.credentials = credentials
         self._clock = clock
+        self._http = httpx.Client(
+            auth=(credentials.public_key, credentials.secret_key), timeout=timeout, follow_redirects=True
+        )
         self._api = LangfuseAPI(
             base_url=credentials.base_url,
             username=credentials.public_key,
             password=credentials.secret_key,
             timeout=timeout,
+            httpx_client=self._http,
         )
         self._options: dict[str, Any] = {"max_retries": 0, "timeout_in_seconds": timeout}
         self.retry = retry or RetryPolicy()
@@ -144,7 +153,7 @@ class LangfuseReader:
         self.rows_received = 0
 
     def close(self) -> None:
-        self._api._client_wrapper.httpx_client.httpx_client.close()
+        self._http.close()
 
     # -- endpoints ----------------------------------------------------------------------------------------
 
@@ -201,8 +210,6 @@ class LangfuseReader:
         return Page(rows, response.meta.cursor, oldest)
 
     def _raw_observations(self, query: dict[str, Any]) -> Any:
-        from langfuse.api.core.api_error import ApiError
-
         params = {
             "fields": query["fields"],
             "limit": query["limit"],
@@ -212,67 +219,77 @@ class LangfuseReader:
             "fromStartTime": _serialized(query["from_start_time"]),
             "toStartTime": _serialized(query["to_start_time"]),
         }
-        response = self._api._client_wrapper.httpx_client.request(
-            OBSERVATIONS_PATH,
-            method="GET",
-            params=params,
-            request_options=self._options,  # type: ignore[arg-type]
+        what = "GET /api/public/v2/observations"
+        response = self._http.get(
+            f"{self.credentials.base_url}/{OBSERVATIONS_PATH}",
+            params={key: value for key, value in params.items() if value is not None},
         )
         if not 200 <= response.status_code < 300:
-            raise ApiError(
-                status_code=response.status_code, headers=dict(response.headers), body=response.text
-            )
+            body: Any = response.text
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(response.content)
+            raise self._classify(response.status_code, response.headers, body, what)
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise _Retryable("the answer was not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-            raise UserError(
-                "Langfuse answered GET /api/public/v2/observations with something that is not a "
-                "page of observations."
-            )
+            raise UserError(f"Langfuse answered {what} with something that is not a page of observations.")
         self.rows_received += len(payload["data"])
         return payload
 
     # -- retries -----------------------------------------------------------------------------------------
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
+        """``request()`` retried on failures that may pass (see the module docstring)."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(self.retry.max_retries + 1),
+            wait=self._wait,
+            sleep=self._clock.sleep,
+            before_sleep=lambda state: self._retrying(what, state),
+            retry_error_callback=lambda state: self._give_up(what, state),
+        )
+        return retrying(self._attempt, what, request)
+
+    def _attempt(self, what: str, request: Callable[[], T]) -> T:
         from langfuse.api.core.api_error import ApiError
 
-        retry = 0
-        while True:
-            self.budget.acquire()
-            self.requests += 1
-            try:
-                try:
-                    return request()
-                except ApiError as exc:
-                    raise self._classify(exc, what) from None
-                except httpx.TimeoutException:
-                    raise _Retryable("the request timed out") from None
-                except httpx.TransportError as exc:
-                    raise _Retryable(f"the connection failed ({_transport_reason(exc)})") from None
-            except _Retryable as failure:
-                if retry >= self.retry.max_retries:
-                    raise UserError(
-                        f"Langfuse at {self.credentials.base_url} did not answer {what} after "
-                        f"{retry + 1} attempts (last: {failure.reason})."
-                    ) from None
-                delay = failure.delay if failure.delay is not None else self.retry.backoff(retry)
-                logger.warning("%s: %s; retrying in %.1f s", what, failure.reason, delay)
-                retry += 1
-                self.retries += 1
-                self._clock.sleep(delay)
+        self.budget.acquire()
+        self.requests += 1
+        try:
+            return request()
+        except ApiError as exc:
+            raise self._classify(exc.status_code or 0, exc.headers or {}, exc.body, what) from None
+        except httpx.TimeoutException:
+            raise _Retryable("the request timed out") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"the connection failed ({_transport_reason(exc)})") from None
 
-    def _classify(self, exc: Any, what: str) -> Exception:
-        status = exc.status_code or 0
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """What the failure asks for (a 429's Retry-After), else the backoff for this retry."""
+        failure = _failure(state)
+        return failure.delay if failure.delay is not None else self.retry.backoff(state.attempt_number - 1)
+
+    def _retrying(self, what: str, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        delay = state.upcoming_sleep
+        logger.warning("%s: %s; retrying in %.1f s", what, _failure(state).reason, delay)
+
+    def _give_up(self, what: str, state: tenacity.RetryCallState) -> Any:
+        raise UserError(
+            f"Langfuse at {self.credentials.base_url} did not answer {what} after "
+            f"{state.attempt_number} attempts (last: {_failure(state).reason})."
+        ) from None
+
+    def _classify(self, status: int, headers: Mapping[str, str], body: Any, what: str) -> Exception:
         if status in (401, 403):
             return UserError(
                 f"Langfuse at {self.credentials.base_url} refused the API keys (HTTP {status}): check "
                 "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, and that they belong to this server."
             )
         if status == 429:
-            delay = retry_after(exc.headers or {}, self._clock.time())
+            delay = retry_after(headers, self._clock.time())
             if delay is not None:
                 delay = min(max(delay, 0.0), self.retry.retry_after_max)
             return _Retryable("HTTP 429, rate limited", delay)
@@ -280,15 +297,22 @@ class LangfuseReader:
             return _Retryable(f"HTTP {status}")
         return UserError(
             f"Langfuse at {self.credentials.base_url} answered {what} with HTTP {status}: "
-            f"{_body_message(exc.body)}."
+            f"{_body_message(body)}."
         )
+
+
+def _failure(state: tenacity.RetryCallState) -> _Retryable:
+    assert state.outcome is not None
+    failure = state.outcome.exception()
+    assert isinstance(failure, _Retryable)
+    return failure
 
 
 def _page_from_json(payload: dict[str, Any]) -> Page:
     """A page from plain JSON: rows that fail the SDK's model are BadRows, the others load as they are."""
-    from langfuse.api.commons.types.observation_v2 import ObservationV2
-    from langfuse.api.core.pydantic_utilities import parse_obj_as
+    from langfuse.api import ObservationV2
 
+    aliases = _field_names(ObservationV2)
     rows: list[Any] = []
     starts: list[datetime] = []
     for raw in payload["data"]:
@@ -297,7 +321,7 @@ def _page_from_json(payload: dict[str, Any]) -> Page:
             rows.append(BadRow(reason, _json(raw)))
             continue
         try:
-            observation = parse_obj_as(ObservationV2, raw)
+            observation = ObservationV2.model_validate({aliases.get(k, k): v for k, v in raw.items()})
         except pydantic.ValidationError as exc:
             rows.append(
                 BadRow(
@@ -310,6 +334,18 @@ def _page_from_json(payload: dict[str, Any]) -> Page:
     meta = payload.get("meta")
     cursor = meta.get("cursor") if isinstance(meta, dict) else None
     return Page(rows, cursor or None, min(starts, default=None), revalidated=True)
+
+
+@cache
+def _field_names(model: type[pydantic.BaseModel]) -> dict[str, str]:
+    """The API's (camelCase) names of a model's fields -> the fields' names: the SDK's models declare them as
+    annotations, which its own parser reads and pydantic does not."""
+    return {
+        alias: name
+        for name, info in model.model_fields.items()
+        for alias in (getattr(meta, "alias", None) for meta in info.metadata)
+        if isinstance(alias, str)
+    }
 
 
 def _validation_reason(exc: pydantic.ValidationError) -> str:
@@ -337,9 +373,11 @@ def _body_message(body: Any) -> str:
 
 
 def _serialized(moment: datetime | None) -> str | None:
-    from langfuse.api.core.datetime_utils import serialize_datetime
-
-    return None if moment is None else serialize_datetime(moment)
+    """A query time as the API reads it: ISO 8601 in UTC (a time without a zone is UTC)."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
 
 
 def _json(value: Any) -> str:
