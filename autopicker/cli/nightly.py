@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -26,7 +26,14 @@ from autopicker.cli.console import output_console
 from autopicker.clock import SystemClock
 from autopicker.errors import UserError
 from ingest import db
-from ingest.warehouse.nightly import CONFIG_ENV, SOURCES_ENV, NightlyConfig, load_config, nightly_lock
+from ingest.warehouse.nightly import (
+    CONFIG_ENV,
+    SOURCES_ENV,
+    ApiSettings,
+    NightlyConfig,
+    load_config,
+    nightly_lock,
+)
 
 if TYPE_CHECKING:
     from ingest.sources.files import FileResult
@@ -86,8 +93,7 @@ def _ingest(database: db.Database, source: str, config: NightlyConfig, step: Ste
         return
     from autopicker.cli.progress import make_reporter
 
-    with_io = bool(config.files.get("with_io", False))
-    latency_unit = str(config.files.get("latency_unit", "auto"))
+    with_io, latency_unit = config.files.with_io, config.files.latency_unit
     reporter = make_reporter()
     if source.startswith("s3://"):
         from ingest.sources.s3 import ingest_s3
@@ -122,24 +128,24 @@ def _files(files: list[FileResult]) -> str:
     return ", ".join(parts)
 
 
-def _ingest_api(database: db.Database, settings: dict[str, Any], step: Step) -> None:
+def _ingest_api(database: db.Database, settings: ApiSettings, step: Step) -> None:
     from autopicker.cli.ingest import ingest_with_progress, render_report
     from autopicker.durations import parse_duration
     from ingest.sources.api import ApiIngestOptions
     from ingest.sources.langfuse_client import Credentials, LangfuseReader, RetryPolicy
 
     options = ApiIngestOptions(
-        overlap=parse_duration(str(settings.get("overlap", "15m")), "[api] overlap"),
-        page_size=int(settings.get("page_size", 1000)),
-        with_io=bool(settings.get("with_io", False)),
+        overlap=parse_duration(settings.overlap, "[api] overlap"),
+        page_size=settings.page_size,
+        with_io=settings.with_io,
     )
     clock = SystemClock()
     reader = LangfuseReader(
         Credentials.from_env(),
         clock=clock,
-        requests_per_minute=int(settings.get("requests_per_minute", 30)),
-        timeout=float(settings.get("timeout", 60.0)),
-        retry=RetryPolicy(max_retries=int(settings.get("max_retries", 6))),
+        requests_per_minute=settings.requests_per_minute,
+        timeout=settings.timeout,
+        retry=RetryPolicy(max_retries=settings.max_retries),
     )
     try:
         report = ingest_with_progress(database, reader, options, clock)

@@ -36,12 +36,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import psycopg
 
 from autopicker.errors import UsageError, UserError
@@ -53,24 +53,31 @@ NIGHTLY_LOCK = 0x4155_544E  # "AUTN": one nightly job per warehouse
 SOURCES_ENV = "AUTOPICKER_SOURCES"
 CONFIG_ENV = "AUTOPICKER_CONFIG"
 
-_API_KEYS = {
-    "overlap": str,
-    "requests_per_minute": int,
-    "page_size": int,
-    "timeout": (int, float),
-    "max_retries": int,
-    "with_io": bool,
-}
-_FILES_KEYS = {"with_io": bool, "latency_unit": str}
+
+class ApiSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[api]``: as the options of ``autopicker ingest api``."""
+
+    overlap: str = "15m"
+    requests_per_minute: int = 30
+    page_size: int = 1000
+    timeout: float = 60.0
+    max_retries: int = 6
+    with_io: bool = False
 
 
-@dataclass
-class NightlyConfig:
-    """What the nightly job ingests, and how."""
+class FilesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[files]``: as the options of ``autopicker ingest files``."""
 
-    sources: list[str] = field(default_factory=list)
-    api: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, Any] = field(default_factory=dict)
+    with_io: bool = False
+    latency_unit: str = "auto"
+
+
+class NightlyConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What the nightly job ingests, and how: the config file's model (every key optional)."""
+
+    sources: list[str] = []
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    files: FilesSettings = msgspec.field(default_factory=FilesSettings)
 
 
 def load_config(
@@ -108,32 +115,41 @@ def _read_config_file(path: Path) -> NightlyConfig:
         raise UsageError(f"Cannot read the config file {path}: {exc.strerror or exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"The config file {path} is not valid TOML: {exc}.") from None
-    unknown = set(document) - {"sources", "api", "files"}
+    if isinstance(document.get("sources"), str):
+        document["sources"] = [document["sources"]]
+    try:
+        config = msgspec.convert(document, NightlyConfig)
+    except msgspec.ValidationError as exc:
+        raise UsageError(_config_error(path, str(exc))) from None
+    if not all(config.sources):
+        raise UsageError(f"In {path}, sources must be a list of strings that are not empty.")
+    return config
+
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`(?: - at `\$\.(?P<at>\w+)`)?\Z")
+_MISTYPED = re.compile(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `\$\.(?P<at>[\w.\[\]]+)`\Z")
+_KNOWN = {
+    None: "sources, [api], [files]",
+    "api": ", ".join(ApiSettings.__struct_fields__),
+    "files": ", ".join(FilesSettings.__struct_fields__),
+}
+
+
+def _config_error(path: Path, message: str) -> str:
+    """msgspec's message about the config file as one sentence in the file's own terms."""
+    unknown = _UNKNOWN.match(message)
     if unknown:
-        raise UsageError(
-            f"The config file {path} has an unknown key {sorted(unknown)[0]!r} (known: sources, "
-            "[api], [files])."
-        )
-    sources = document.get("sources", [])
-    if isinstance(sources, str):
-        sources = [sources]
-    if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-        raise UsageError(f"In {path}, sources must be a list of strings.")
-    return NightlyConfig(
-        sources, _section(document, "api", _API_KEYS, path), _section(document, "files", _FILES_KEYS, path)
-    )
-
-
-def _section(document: dict[str, Any], name: str, keys: dict[str, Any], path: Path) -> dict[str, Any]:
-    section = document.get(name, {})
-    if not isinstance(section, dict):
-        raise UsageError(f"In {path}, [{name}] must be a table.")
-    for key, value in section.items():
-        if key not in keys:
-            raise UsageError(f"In {path}, [{name}] has an unknown key {key!r} (known: {', '.join(keys)}).")
-        if not isinstance(value, keys[key]) or (keys[key] is int and isinstance(value, bool)):
-            raise UsageError(f"In {path}, [{name}] {key} has the wrong type: {value!r}.")
-    return section
+        at = unknown["at"]
+        where = f"In {path}, [{at}]" if at else f"The config file {path}"
+        return f"{where} has an unknown key {unknown['key']!r} (known: {_KNOWN.get(at, '')})."
+    mistyped = _MISTYPED.match(message)
+    if mistyped:
+        section, _, key = mistyped["at"].partition(".")
+        if not key and section in ("api", "files"):
+            return f"In {path}, [{section}] must be a table."
+        where = f"[{section}] {key}" if key and section in ("api", "files") else mistyped["at"].split("[")[0]
+        return f"In {path}, {where} has the wrong type: expected {mistyped['want']}, got {mistyped['got']}."
+    return f"The config file {path} is not valid: {message}."
 
 
 # -- the lock --------------------------------------------------------------------------------------------

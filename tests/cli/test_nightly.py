@@ -13,7 +13,7 @@ import pytest
 
 from autopicker.errors import UsageError, UserError
 from ingest.db import Database
-from ingest.warehouse.nightly import NIGHTLY_LOCK, load_config, nightly_lock
+from ingest.warehouse.nightly import NIGHTLY_LOCK, ApiSettings, FilesSettings, load_config, nightly_lock
 from tests.support.api import REPO, observation, subprocess_env, wait_until
 from tests.support.export_files import write_jsonl
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
@@ -128,7 +128,8 @@ def test_sources_come_from_the_command_line_then_env_then_the_config_file(tmp_pa
 
     from_file = load_config(config, environ={})
     assert from_file.sources == ["s3://bucket/from-file/"]
-    assert from_file.api == {"requests_per_minute": 100} and from_file.files == {"latency_unit": "ms"}
+    assert from_file.api == ApiSettings(requests_per_minute=100)
+    assert from_file.files == FilesSettings(latency_unit="ms")
     assert load_config(config, environ={"AUTOPICKER_SOURCES": "api s3://b/env/"}).sources == [
         "api",
         "s3://b/env/",
@@ -146,7 +147,10 @@ def test_sources_come_from_the_command_line_then_env_then_the_config_file(tmp_pa
     [
         ("source = 'api'\n", "unknown key 'source'"),
         ("[api]\nrequests_per_minute = 'many'\n", r"\[api\] requests_per_minute has the wrong type"),
-        ("[files]\nforce = true\n", r"\[files\] has an unknown key 'force'"),
+        ("[files]\nforce = true\n", r"\[files\] has an unknown key 'force' \(known: with_io, latency_unit\)"),
+        ("[api]\npage_size = true\n", r"\[api\] page_size has the wrong type: expected int, got bool"),
+        ("api = 3\n", r"\[api\] must be a table"),
+        ("sources = ['']\n", "sources must be a list of strings that are not empty"),
         ("sources = [\n", "is not valid TOML"),
         ("sources = ['/no/such/folder']\n", "neither api, an s3:// location nor an existing folder"),
     ],
