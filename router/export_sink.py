@@ -53,7 +53,7 @@ _METADATA_PREFIX = "langfuse.observation.metadata."
 
 
 @dataclass(frozen=True, slots=True)
-class ExportRun:
+class WrittenRun:
     """One written run: its data file, its manifest and how many rows it holds."""
 
     data_path: Path
@@ -182,7 +182,7 @@ class BlobExportSpanExporter(SpanExporter):
         self.clock = clock or SystemClock()
         self.max_rows_per_file = max_rows_per_file
         self.max_file_age_seconds = max_file_age_seconds
-        self.runs: list[ExportRun] = []
+        self.runs: list[WrittenRun] = []
         #: Buffered rows with their start time in ns (for the run's window).
         self._rows: list[tuple[int, dict[str, Any]]] = []
         self._first_buffered_at = 0.0
@@ -215,7 +215,7 @@ class BlobExportSpanExporter(SpanExporter):
             )
             return SpanExportResult.FAILURE
 
-    def flush(self) -> ExportRun | None:
+    def flush(self) -> WrittenRun | None:
         """Write the buffered rows as one run now; ``None`` when nothing was buffered."""
         with self._lock:
             return self._write_locked()
@@ -235,7 +235,7 @@ class BlobExportSpanExporter(SpanExporter):
             self.force_flush()
             self._closed = True
 
-    def _write_locked(self, limit: int | None = None) -> ExportRun | None:
+    def _write_locked(self, limit: int | None = None) -> WrittenRun | None:
         if not self._rows:
             return None
         cut = len(self._rows) if limit is None else limit
@@ -292,7 +292,7 @@ class BlobExportSpanExporter(SpanExporter):
         partial_manifest = manifest_path.with_name(manifest_path.name + ".part")
         partial_manifest.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         os.replace(partial_manifest, manifest_path)
-        run = ExportRun(data_path, manifest_path, len(rows))
+        run = WrittenRun(data_path, manifest_path, len(rows))
         self.runs.append(run)
         logger.info("wrote %d observations to %s", len(rows), data_path)
         return run

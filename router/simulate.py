@@ -26,7 +26,7 @@ from autopicker.clock import ManualClock, SystemClock
 from .catalog import Catalog, Limits
 from .clock_tracing import ClockTracerProvider, SeededIdGenerator
 from .errors import AllModelsFailed
-from .export_sink import ExportRun, offline_client
+from .export_sink import WrittenRun, offline_client
 from .llm import AutoPickerLLM
 from .simulated import Behaviour, SimulatedProvider
 from .tracing import Tracing
@@ -62,7 +62,7 @@ class SimulationSummary:
 
     requests: int
     stats: dict[str, int | float]
-    runs: list[ExportRun] = field(default_factory=list)
+    runs: list[WrittenRun] = field(default_factory=list)
     out_dir: Path = Path(".")
     project_id: str = "autopicker"
     start: float = 0.0
