@@ -2,7 +2,8 @@
     The source `langfuse.observations` on engines without the Python ingest (Spark): a view over Langfuse's
     blob-storage export, read in place.
 
-    On PostgreSQL the ingest loads the export into a table, and this hook does nothing. On Spark the hook
+    On PostgreSQL the ingest loads the export into a table; the hook only creates that table, empty, on a
+    database no ingest has reached yet (so a plain `dbt build` works there). On Spark the hook
     (on-run-start) (re)creates the view `<raw_schema>.observations` over the export at the dbt var
     `langfuse_export_uri`: a folder, or a `file://`, `s3a://` (any Hadoop file system) URI, holding
     `{projectId}/observations_v2/*` and legacy `{projectId}/observations/*` files in Parquet (Langfuse's
@@ -38,7 +39,50 @@
 {%- endmacro %}
 
 {% macro default__langfuse_export_source() -%}
-    {#- The ingest loads the export into a table: nothing to create. -#}
+    {#-
+        The ingest loads the export into the table `<raw_schema>.observations` (ingest/schema.py creates and
+        upgrades it). On a database no ingest has reached yet, this creates that table empty, with the same
+        columns, so a plain `dbt build` works there too; the next ingest adds the rest of the raw schema.
+        The lock is the ingest's own, so the two never create it at once.
+    -#}
+    {%- set schema = var('raw_schema', 'langfuse_raw') -%}
+    do $$
+    begin
+        if to_regclass('{{ schema }}.observations') is null then
+            perform pg_advisory_xact_lock(1096111184);
+            create schema if not exists {{ schema }};
+            create table if not exists {{ schema }}.observations (
+                id text collate "C" primary key,
+                trace_id text not null,
+                project_id text,
+                parent_observation_id text,
+                type text not null,
+                name text,
+                level text,
+                status_message text,
+                environment text,
+                model text,
+                model_parameters jsonb,
+                usage_details jsonb,
+                cost_details jsonb,
+                total_cost numeric,
+                start_time timestamp with time zone not null,
+                end_time timestamp with time zone,
+                completion_start_time timestamp with time zone,
+                created_at timestamp with time zone,
+                updated_at timestamp with time zone not null,
+                latency double precision,
+                time_to_first_token double precision,
+                metadata jsonb not null default '{}'::jsonb,
+                input jsonb,
+                output jsonb,
+                _source_file text not null,
+                _loaded_at timestamp with time zone not null default now(),
+                _batch_id bigint not null
+            );
+        end if;
+    end
+    $$
 {%- endmacro %}
 
 {% macro spark__langfuse_export_source() -%}

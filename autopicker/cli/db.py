@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 
 from autopicker.cli.console import output_console
@@ -20,6 +22,22 @@ def db_url() -> None:
     database = db.resolve()
     database.ping()
     output_console().print(database.redacted(), highlight=False, soft_wrap=True)
+
+
+@db_app.command("env")
+def db_env() -> None:
+    """Print PGHOST, PGPORT, PGUSER and PGDATABASE as shell exports, for plain psql and dbt.
+
+    Set them with: eval "$(.venv/bin/autopicker db env)"
+
+    The password is never printed; for a DATABASE_URL with one, export PGPASSWORD yourself.
+    """
+    env = db.resolve().libpq_env()
+    password = env.pop("PGPASSWORD", "")
+    for name, value in env.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+    if password:
+        typer.echo("# PGPASSWORD is not printed: export it yourself (or use a ~/.pgpass file).", err=True)
 
 
 @db_app.command("stop")
