@@ -1,15 +1,16 @@
 """Benchmark: every dashboard view and the alerts view against the same question asked of the raw rows.
 
 Uses the synthetic traffic of ``benchmarks/views.py`` (N observations over the last 90 days, loaded with
-COPY into ``langfuse_raw`` and into ``events`` and ``generations`` tables shaped as the seed guide assumes,
-indexed for its filters and joins; ``generations`` also gets each call's ``end_time``, which latency needs).
+COPY into ``langfuse_raw`` and into ``events`` and ``generations`` tables shaped as the Fallback Tracking
+guide assumes, indexed for its filters and joins; ``generations`` also gets each call's ``end_time``, which
+latency needs).
 After ``dbt run``, each view is timed (median of five runs, each planned afresh) against its baseline in
 one transaction, so that ``now()`` is the same for both, after checking both return the same rows.
 
 "The same question asked of the raw rows" is, per view:
 
 - ``monitoring_fallbacks_hourly``, ``cost_trend_daily``, ``performance_success_rate`` and
-  ``performance_latency_impact``: a direct query over the seed's tables, as a careful analyst would write
+  ``performance_latency_impact``: a direct query over the guide's tables, as a careful analyst would write
   it (it aggregates only the traces with a row in the window). The latency one computes exact percentiles
   (``percentile_cont`` over every request); the view's come from the daily histograms, so they are
   compared within the stated bound (1 % + 1 ms) and everything else exactly.
@@ -179,7 +180,7 @@ from rated
 
 
 def add_end_times(database: db.Database) -> None:
-    """The seed's generations table has no end time; latency needs one, so the direct queries get it."""
+    """The guide's generations table has no end time; latency needs one, so the direct queries get it."""
     with database.connect() as conn:
         conn.execute("alter table generations add column end_time timestamptz")
         conn.execute(

@@ -1,23 +1,23 @@
-"""Benchmark: the five fallback views against the seed guide's own SQL, on the same synthetic data.
+"""Benchmark: the five fallback views against the Fallback Tracking guide's own SQL, on the same data.
 
 Creates a new database (on DATABASE_URL's server, or the embedded one), generates N synthetic Langfuse
 observations (mostly generations; rate-limit and context-length fallback events; failed attempts with level
 ERROR; costs in metadata, in Langfuse's total only, or missing; spread over the last 30 days) and loads them
-with COPY into ``langfuse_raw.observations``. The same rows are copied into tables shaped as the seed guide
+with COPY into ``langfuse_raw.observations``. The same rows are copied into tables shaped as the guide
 assumes (``events`` and ``generations`` with name, metadata, trace_id, created_at = the observation's start
-time, level; plus Langfuse's total_cost on generations), indexed for the seed's filters and joins. Then
-``dbt run`` builds the warehouse, and each view is timed against the seed's SQL in one transaction (so
+time, level; plus Langfuse's total_cost on generations), indexed for the guide's filters and joins. Then
+``dbt run`` builds the warehouse, and each view is timed against the guide's SQL in one transaction (so
 ``now()`` is the same for both), after checking that both return the same rows.
 
-The seed's Queries 1-3 run verbatim (session time zone UTC, where their DATE() means UTC dates). Queries 4
+The guide's Queries 1-3 run verbatim (session time zone UTC, where their DATE() means UTC dates). Queries 4
 and 5 run with the documented fixes applied (docs/warehouse.md, "Fixes to the guide's SQL"), since the views
-deliberately answer differently from the seed's text there; the fixed SQL is what the views must equal.
+deliberately answer differently from the guide's text there; the fixed SQL is what the views must equal.
 
     nice -n 10 .venv/bin/python benchmarks/views.py --rows 10000000
 
 Each view's median of five runs (each planned afresh) is printed beside its target (under 100 ms) with its
-speedup over the seed's query (target at least 50x); the last line is the smallest speedup and the slowest
-view, with their targets. The seed's queries are the same question asked of the raw rows. ``--keep`` keeps
+speedup over the guide's query (target at least 50x); the last line is the smallest speedup and the slowest
+view, with their targets. The guide's queries are the same question asked of the raw rows. ``--keep`` keeps
 the loaded database and ``--reuse NAME`` times a kept one again (after an incremental ``dbt run``).
 """
 
@@ -88,7 +88,7 @@ RAW_COLUMNS = (
     "_batch_id",
 )
 
-# The seed guide's Queries 1-3, verbatim.
+# The Fallback Tracking guide's Queries 1-3, verbatim.
 SEED_Q1 = """
 SELECT
     metadata->>'original_model' as original_model,
@@ -365,7 +365,7 @@ def drop_database(server: db.Database, database: db.Database) -> None:
 
 
 def load(database: db.Database, generator: Generator) -> None:
-    """COPY the observations into langfuse_raw, then the same rows into the seed-shaped tables."""
+    """COPY the observations into langfuse_raw, then the same rows into the tables the guide assumes."""
     ensure_raw_schema(database)
     columns = ", ".join(RAW_COLUMNS)
     with database.connect() as conn:
@@ -391,7 +391,7 @@ def load(database: db.Database, generator: Generator) -> None:
             from langfuse_raw.observations where type = 'GENERATION'
             """
         )
-        # what a careful user of the seed's tables would index for its filters and joins
+        # what a careful user of the guide's tables would index for its filters and joins
         for statement in (
             "alter table events add primary key (id)",
             "alter table generations add primary key (id)",
@@ -409,7 +409,7 @@ def load(database: db.Database, generator: Generator) -> None:
 
 def same_rows(view_rows: list[tuple], seed_rows: list[tuple]) -> bool:
     """Both queries return the same rows, in any order. The views round averages and costs (to 2 or 10
-    decimals, without trailing zeros); the seed's values are rounded to the most decimals any view value of
+    decimals, without trailing zeros); the guide's values are rounded to the most decimals any view value of
     the same column shows before comparing."""
     exponents: dict[int, int] = {}
     for row in view_rows:

@@ -1,10 +1,10 @@
 {#-
-    The seed's three alerts, measured. Each macro is a query returning exactly one row: what the alert
+    The guide's three alerts, measured. Each macro is a query returning exactly one row: what the alert
     measures, its threshold and whether it fires (`fires`). The singular tests tests/dbt/alert_*.sql keep
     the row when it fires (severity warn); the view fallback_alerts shows all three rows. Both call these
     macros, so the test and the view cannot drift apart.
 
-    Windows run from `reporting_now()` minus the alert's window to any later time, as the seed's
+    Windows run from `reporting_now()` minus the alert's window to any later time, as the guide's
     `created_at >= NOW() - INTERVAL ...`. They read the incremental models (indexed on the times they
     filter on), which are as fresh as the last `dbt run`: `dbt build` refreshes them before the tests run.
 -#}
@@ -60,7 +60,7 @@
 
 {#- Alert 2, "Expensive Fallback Pattern": the requests with a fallback in the last
     `alert_fallback_cost_window_minutes` cost more than `alert_fallback_cost_max_usd` together. Each request
-    counts once with all its generations (the seed's join counted a request once per fallback event), a
+    counts once with all its generations (the guide's join counted a request once per fallback event), a
     generation's cost being metadata cost_usd, else Langfuse's total cost. -#}
 {% macro alert_expensive_fallbacks_measured() -%}
     {%- set window_start = _alert_window_start('alert_fallback_cost_window_minutes') -%}

@@ -65,7 +65,7 @@
 {%- endmacro %}
 
 
-{#- "original → fallback", with `unknown` for a model the event did not name (as the seed's Example 2). -#}
+{#- "original → fallback", with `unknown` for a model the event did not name (as the guide's Example 2). -#}
 {% macro model_pair_label(original_model, fallback_model) -%}
     coalesce({{ original_model }}, 'unknown') || ' → ' || coalesce({{ fallback_model }}, 'unknown')
 {%- endmacro %}

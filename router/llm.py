@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The seed guide's chain: a cheap primary, a cheap large-window fallback, and a large-window strong model.
+#: The Fallback Tracking guide's chain: a cheap primary, a cheap large-window fallback, and a large-window
+#: strong model.
 DEFAULT_MODELS = ("openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-pro")
 REDIS_URL_ENV = "AUTOPICKER_REDIS_URL"
 #: Keyword arguments of ``complete`` that steer the router instead of going to the provider.

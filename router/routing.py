@@ -107,7 +107,7 @@ class Stats:
             self._counts[key] += amount
 
     def snapshot(self) -> dict[str, int | float]:
-        """The counters plus ``fallback_rate``: percent of requests that fell back (the seed's Example 3)."""
+        """The counters plus ``fallback_rate``: percent of requests that fell back (the guide's Example 3)."""
         with self._lock:
             counts: dict[str, int | float] = dict(self._counts)
         total = counts["total_requests"]

@@ -3,8 +3,8 @@
 Each request is one trace: a root span ``autopicker.request``, one generation ``llm_call`` per provider call
 (model, ``usage_details``, ``cost_details``, metadata ``cost_usd``; level ERROR and a status message when it
 failed) and one event per fallback, named exactly ``rate_limit_fallback`` or ``context_length_fallback`` with
-the seed guide's metadata keys. Skipped candidates (too small, rate limited before the call, cooling down)
-get no generation, because no call was made; their fallback event says why.
+the Fallback Tracking guide's metadata keys. Skipped candidates (too small, rate limited before the call,
+cooling down) get no generation, because no call was made; their fallback event says why.
 
 Zero configuration: :meth:`Tracing.from_env` turns tracing on when ``LANGFUSE_PUBLIC_KEY`` and
 ``LANGFUSE_SECRET_KEY`` are set (``LANGFUSE_BASE_URL`` picks the server), or writes an offline export when

@@ -76,7 +76,8 @@ def fallbacks_command(
         int, typer.Option("--requests-per-minute", min=1, help="Client-side request budget for --from api.")
     ] = DEFAULT_REQUESTS_PER_MINUTE,
 ) -> None:
-    """Count fallback events by type and original -> fallback model (the seed's Examples 1 and 2)."""
+    """Count fallback events by type and original -> fallback model (the Fallback Tracking guide's
+    Examples 1 and 2)."""
     clock = SystemClock()
     now = datetime.fromtimestamp(clock.time(), UTC)
     start = parse_moment(since, "--since", now)

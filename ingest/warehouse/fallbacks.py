@@ -1,11 +1,11 @@
-"""``autopicker fallbacks``: the seed guide's Python Examples 1 and 2 as a command.
+"""``autopicker fallbacks``: the Fallback Tracking guide's Python Examples 1 and 2 as a command.
 
 It fetches the fallback events (``rate_limit_fallback`` and ``context_length_fallback``) of a time window,
 either from the Langfuse API (the v2 observations endpoint through the SDK, filtered by type ``EVENT`` and
 by name, with the same retries and request budget as ``ingest api``) or from the warehouse
 (``langfuse_raw.observations``), and counts them by fallback type and original -> fallback model. Metadata
 values are read as the warehouse stores them: SDK v5's JSON-encoded strings are decoded, a missing model is
-``unknown`` (as in the seed's ``.get(..., 'unknown')``).
+``unknown`` (as in the guide's ``.get(..., 'unknown')``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ final as (
         original_model,
         fallback_model,
         sum(fallback_count)::bigint as fallback_count,
-        -- the seed's AVG(): sum / count of the values present, null when none is; to two decimals
+        -- the guide's AVG(): sum / count of the values present, null when none is; to two decimals
         (sum(estimated_tokens_sum) / nullif(sum(estimated_tokens_count), 0))::numeric(20, 2)
             as avg_input_tokens,
         (sum(original_max_context_sum) / nullif(sum(original_max_context_count), 0))::numeric(20, 2)

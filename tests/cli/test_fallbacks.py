@@ -1,4 +1,5 @@
-"""`autopicker fallbacks`: the seed's Examples 1 and 2, from the Langfuse API and from the warehouse."""
+"""`autopicker fallbacks`: the Fallback Tracking guide's Examples 1 and 2, from the Langfuse API and from the
+warehouse."""
 
 from __future__ import annotations
 

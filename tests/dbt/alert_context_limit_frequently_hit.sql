@@ -1,7 +1,7 @@
 {{ config(severity='warn', tags=['alert']) }}
 
 {#-
-    The seed's Alert 3, "Context Limit Frequently Hit": warns when more than `alert_context_fallbacks_max`
+    The guide's Alert 3, "Context Limit Frequently Hit": warns when more than `alert_context_fallbacks_max`
     (10) context-length fallbacks happened in the last `alert_context_fallbacks_window_minutes` (10).
     Returns one row when it fires. As the seed, on the events' own time.
 

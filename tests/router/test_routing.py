@@ -51,7 +51,7 @@ def test_rpm_limit_falls_back_before_calling_and_frees_up_after_a_minute() -> No
     assert llm.complete(ask(), max_tokens=10).model == MINI
     stats = llm.stats
     assert (stats["total_requests"], stats["fallback_requests"], stats["rate_limit_fallbacks"]) == (5, 2, 2)
-    # The seed's Example 3: fallback_requests / total_requests * 100.
+    # The guide's Example 3: fallback_requests / total_requests * 100.
     assert stats["fallback_rate"] == pytest.approx(2 / 5 * 100)
 
 

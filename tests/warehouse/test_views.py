@@ -175,7 +175,7 @@ def first_load(clock: Clock) -> Observations:
     o.generation("T2", clock.day(2, 13), level="ERROR", cost_usd=0)
     o.event("T2", clock.day(2, 13, seconds=0.2), RL, original_model=GPT_MINI, fallback_model=FLASH_LITE)
     o.generation("T2", clock.day(2, 13, seconds=0.3), total_cost="0.004", model=FLASH_LITE)
-    # T3: same pair; the fallback fails as well (ERROR): not a success (the seed would count it).
+    # T3: same pair; the fallback fails as well (ERROR): not a success (the guide's SQL would count it).
     o.generation("T3", clock.day(3, 12), level="ERROR", cost_usd=0)
     o.event("T3", clock.day(3, 12, seconds=0.2), RL, original_model=GPT_MINI, fallback_model=FLASH_LITE)
     o.generation(
@@ -550,7 +550,7 @@ def test_build_gives_each_views_rows_worked_out_by_hand(warehouse: Warehouse, fi
     assert_views(first_stage.views, expected_after_first_load(warehouse.clock))
 
 
-def test_views_keep_the_seeds_order(first_stage: Stage) -> None:
+def test_views_keep_the_guides_order(first_stage: Stage) -> None:
     daily = first_stage.views["fallback_all_daily"]
     assert [row[4] for row in daily] == sorted((row[4] for row in daily), reverse=True)
     costs = [row[4] for row in first_stage.views["fallback_cost_impact"]]
