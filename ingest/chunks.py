@@ -11,6 +11,14 @@ Parsing is CPU-bound Python while writing is PostgreSQL's work, so they run side
 opened in another process (files: there the parser does not share the interpreter lock with the thread that
 feeds PostgreSQL, and it moves on to the next file while the last chunk of one is written). Either way a
 bounded number of chunks is in flight, so memory stays constant whatever the size of the input.
+
+The parser process is a child interpreter with two pipes rather than a :mod:`concurrent.futures` pool or a
+:class:`multiprocessing.Queue`, which fit this less well: a source's result is a stream of chunks, while a
+future holds one value (a whole file's worth, in memory at once); a chunk is megabytes of COPY text, which a
+Queue pickles and copies on both sides, while here it crosses the pipe as raw bytes read straight into one
+buffer (:func:`_read_exact`); and multiprocessing's start methods either run the caller's main module again
+in the child (spawn) or copy the caller's threads and database connection into it (fork). The standard
+library still frames the small messages (:class:`multiprocessing.connection.Connection`).
 """
 
 from __future__ import annotations
