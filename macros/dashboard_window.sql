@@ -31,6 +31,10 @@
 
 {#- The days of the window, one row each (column `day`), oldest first. -#}
 {% macro dashboard_days_series() -%}
+    {{ return(adapter.dispatch('dashboard_days_series', 'autopicker')()) }}
+{%- endmacro %}
+
+{% macro default__dashboard_days_series() -%}
     select cast(day as date) as day
     from generate_series(
         cast({{ dashboard_first_day() }} as timestamp),
@@ -41,13 +45,31 @@
 
 
 {#- The UTC hours of the window, one row each (column `hour_start`), oldest first. -#}
+{% macro spark__dashboard_days_series() -%}
+    select explode(sequence({{ dashboard_first_day() }}, {{ dashboard_last_day() }})) as day
+{%- endmacro %}
+
+
 {% macro dashboard_hours_series() -%}
+    {{ return(adapter.dispatch('dashboard_hours_series', 'autopicker')()) }}
+{%- endmacro %}
+
+{% macro default__dashboard_hours_series() -%}
     select hour_start
     from generate_series(
         cast({{ dashboard_first_day() }} as timestamp) at time zone 'UTC',
         {{ dashboard_last_hour() }},
         interval '1 hour'
     ) as hours (hour_start)
+{%- endmacro %}
+
+{#- Spark: timestamps are instants; the first day's midnight is taken in UTC from the epoch. -#}
+{% macro spark__dashboard_hours_series() -%}
+    select explode(sequence(
+        timestamp_seconds(cast(unix_date({{ dashboard_first_day() }}) as bigint) * 86400),
+        {{ dashboard_last_hour() }},
+        interval '1' hour
+    )) as hour_start
 {%- endmacro %}
 
 
@@ -90,10 +112,64 @@
 
 
 {#- Numbers as the recommendations print them. -#}
-{% macro percent_text(value) -%}
-    to_char({{ value }}, 'FM999990.0')
+{#- `value` with `places` decimals (rounded half away from zero), without grouping: to_char's 'FM999990.0'. -#}
+{% macro decimal_text(value, places) -%}
+    {{ return(adapter.dispatch('decimal_text', 'autopicker')(value, places)) }}
 {%- endmacro %}
 
+{% macro default__decimal_text(value, places) -%}
+    to_char({{ value }}, 'FM999990.{{ "0" * places }}')
+{%- endmacro %}
+
+{% macro spark__decimal_text(value, places) -%}
+    cast(round(cast({{ value }} as decimal(38, 12)), {{ places }}) as string)
+{%- endmacro %}
+
+{% macro percent_text(value) -%}
+    {{ decimal_text(value, 1) }}
+{%- endmacro %}
+
+{#- USD with four decimals and thousands separators. -#}
 {% macro usd_text(value) -%}
+    {{ return(adapter.dispatch('usd_text', 'autopicker')(value)) }}
+{%- endmacro %}
+
+{% macro default__usd_text(value) -%}
     to_char({{ value }}, 'FM999,999,999,990.0000')
+{%- endmacro %}
+
+{% macro spark__usd_text(value) -%}
+    format_number(round(cast({{ value }} as decimal(38, 12)), 4), 4)
+{%- endmacro %}
+
+
+{#- The most frequent model pair of each fallback type in `rows` (int_fallbacks_hourly rows), the first by
+    label on a tie: columns fallback_type, model_pair. -#}
+{% macro top_pair_per_fallback_type(rows) -%}
+    {{ return(adapter.dispatch('top_pair_per_fallback_type', 'autopicker')(rows)) }}
+{%- endmacro %}
+
+{% macro default__top_pair_per_fallback_type(rows) -%}
+    select distinct on (fallback_type)
+        fallback_type,
+        {{ model_pair_label('original_model', 'fallback_model') }} as model_pair
+    from {{ rows }}
+    group by fallback_type, original_model, fallback_model
+    order by fallback_type, sum(fallback_count) desc, model_pair
+{%- endmacro %}
+
+{% macro spark__top_pair_per_fallback_type(rows) -%}
+    select fallback_type, model_pair
+    from (
+        select
+            fallback_type,
+            {{ model_pair_label('original_model', 'fallback_model') }} as model_pair,
+            row_number() over (
+                partition by fallback_type
+                order by sum(fallback_count) desc, {{ model_pair_label('original_model', 'fallback_model') }}
+            ) as pair_rank
+        from {{ rows }}
+        group by fallback_type, original_model, fallback_model
+    ) as ranked
+    where pair_rank = 1
 {%- endmacro %}

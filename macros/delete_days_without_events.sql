@@ -5,6 +5,14 @@
     time was corrected) emits nothing, so its old buckets are removed here.
 -#}
 {% macro delete_days_without_events(aggregated, events) -%}
+    {{ return(adapter.dispatch('delete_days_without_events', 'autopicker')(aggregated, events)) }}
+{%- endmacro %}
+
+{#- Spark: its intermediate models are tables rebuilt whole, with no day left over. -#}
+{% macro spark__delete_days_without_events(aggregated, events) -%}
+{%- endmacro %}
+
+{% macro default__delete_days_without_events(aggregated, events) -%}
     delete from {{ aggregated }}
     where bucket_day in (
         select bucket_day from {{ aggregated }} where bucket_grain = 'day'

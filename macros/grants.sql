@@ -60,3 +60,12 @@
     {%- endif -%}
     {{ return(default__apply_grants(relation, existing_grants if grant_config else grant_config, should_revoke)) }}
 {% endmacro %}
+
+
+{#- Spark: table access is the cluster's business (a metastore's or platform's permissions, which Spark SQL
+    alone has not); no grant is attempted. -#}
+{% macro spark__apply_grants(relation, grant_config, should_revoke=True) %}
+    {%- if grant_config -%}
+        {%- do log('grants: not applied on Spark (' ~ relation ~ ')') -%}
+    {%- endif -%}
+{% endmacro %}

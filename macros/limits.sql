@@ -25,6 +25,11 @@
     round(cast({{ value }} as {{ dbt.type_numeric() }}), {{ places }})
 {%- endmacro %}
 
+{#- Spark: dbt's numeric there is decimal(28, 6), which would cut the places first. -#}
+{% macro spark__round_decimals(value, places) -%}
+    round(cast({{ value }} as decimal(38, 18)), {{ places }})
+{%- endmacro %}
+
 {% macro postgres__round_decimals(value, places) -%}
     trim_scale(round(cast({{ value }} as numeric), {{ places }}))
 {%- endmacro %}

@@ -39,6 +39,14 @@
 {#- Post-hook: delete the roll-up's days that no longer have any upstream row (delete+insert only replaces
     days the run emits rows for). -#}
 {% macro delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
+    {{ return(adapter.dispatch('delete_rollup_days_without_rows', 'autopicker')(rollup, rollup_day, rows, row_day)) }}
+{%- endmacro %}
+
+{#- Spark: its intermediate models are tables rebuilt whole, with no day left over. -#}
+{% macro spark__delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
+{%- endmacro %}
+
+{% macro default__delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
     delete from {{ rollup }}
     where {{ rollup_day }} in (
         select {{ rollup_day }} from {{ rollup }}

@@ -7,8 +7,8 @@
     loaded in the last `incremental_test_hours` (var, default 48: the nightly runs and a missed night), and
     the requests and fallback events this build recomputed. So its tests cost what its models cost, not a
     scan of every observation. `dbt build --full-refresh` (and `autopicker build --full-refresh`), `dbt test`,
-    and any build with `--vars '{incremental_test_hours: null}'` test every row. A test's own `where`
-    config still applies.
+    and any build with `--vars '{incremental_test_hours: null}'` test every row, as does every build on
+    Spark (whose tables are rebuilt whole). A test's own `where` config still applies.
 -#}
 
 {% macro get_where_subquery(relation) -%}
@@ -45,7 +45,8 @@
     } -%}
     {%- set hours = var('incremental_test_hours', none) -%}
     {%- set identifier = relation.identifier if relation is not string else none -%}
-    {%- if flags.WHICH != 'build' or flags.FULL_REFRESH or hours is none -%}
+    {#- Spark rebuilds every table whole: every row changed -#}
+    {%- if flags.WHICH != 'build' or flags.FULL_REFRESH or hours is none or target.type == 'spark' -%}
         {{ return('') }}
     {%- elif identifier in loaded -%}
         {{ return(loaded[identifier] ~ ' > ' ~ dbt.dateadd('hour', -1 * (hours | int), dbt.current_timestamp())) }}

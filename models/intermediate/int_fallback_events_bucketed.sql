@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=intermediate_materialization(),
         incremental_strategy='delete+insert',
         unique_key='bucket_day',
         on_schema_change='fail',
@@ -10,7 +10,7 @@
         ],
         post_hook=[
             "{{ delete_days_without_events(this, ref('int_fallback_events_enriched')) }}",
-            'analyze {{ this }}',
+            "{{ analyze_model(this) }}",
         ],
     )
 }}
@@ -94,7 +94,7 @@ in_buckets as (
     select
         '{{ grain }}' as bucket_grain,
         {{ grain }}_start as bucket_start,
-        tstzrange({{ 'null' if loop.first else grains[loop.index0 - 1][0] ~ '_start' }}, {{ grain }}_start, '(]')
+        {{ window_start_range('null' if loop.first else grains[loop.index0 - 1][0] ~ '_start', grain ~ '_start') }}
             as window_start_range,
         events_to_bucket.*
     from events_to_bucket
@@ -110,7 +110,7 @@ buckets as (
         bucket_grain,
         created_date as bucket_day,
         bucket_start,
-        null::text as event_id,
+        cast(null as {{ dbt.type_string() }}) as event_id,
         window_start_range,
         fallback_type,
         original_model,
@@ -141,17 +141,17 @@ event_rows as (
         created_date as bucket_day,
         created_at as bucket_start,
         event_id,
-        tstzrange({{ grains[-1][0] }}_start, created_at, '(]') as window_start_range,
+        {{ window_start_range(grains[-1][0] ~ '_start', 'created_at') }} as window_start_range,
         fallback_type,
         original_model,
         fallback_model,
         1::bigint as fallback_count,
         (coalesce(last_ok_generation_at >= created_at, false))::int::bigint as successful_fallbacks,
-        estimated_tokens::numeric as estimated_tokens_sum,
+        estimated_tokens::{{ exact_numeric() }} as estimated_tokens_sum,
         (estimated_tokens is not null)::int::bigint as estimated_tokens_count,
-        original_max_context::numeric as original_max_context_sum,
+        original_max_context::{{ exact_numeric() }} as original_max_context_sum,
         (original_max_context is not null)::int::bigint as original_max_context_count,
-        fallback_max_context::numeric as fallback_max_context_sum,
+        fallback_max_context::{{ exact_numeric() }} as fallback_max_context_sum,
         (fallback_max_context is not null)::int::bigint as fallback_max_context_count,
         is_latest_in_trace_group::int::bigint as affected_traces,
         case when is_latest_in_trace_group then trace_cost_usd end as cost_usd_sum,
@@ -171,28 +171,27 @@ success_corrections as (
         created_date as bucket_day,
         created_at as bucket_start,
         event_id,
-        tstzrange(
+        {%- set latest_start_before_success -%}
             case
                 {%- for grain, length in grains | reverse %}
                 when last_ok_generation_at >= {{ grain }}_start then {{ grain }}_start
                 {%- endfor %}
-            end,
-            last_ok_generation_at,
-            '(]'
-        ) as window_start_range,
+            end
+        {%- endset %}
+        {{ window_start_range(latest_start_before_success, 'last_ok_generation_at') }} as window_start_range,
         fallback_type,
         original_model,
         fallback_model,
         0::bigint as fallback_count,
         1::bigint as successful_fallbacks,
-        null::numeric as estimated_tokens_sum,
+        null::{{ exact_numeric() }} as estimated_tokens_sum,
         0::bigint as estimated_tokens_count,
-        null::numeric as original_max_context_sum,
+        null::{{ exact_numeric() }} as original_max_context_sum,
         0::bigint as original_max_context_count,
-        null::numeric as fallback_max_context_sum,
+        null::{{ exact_numeric() }} as fallback_max_context_sum,
         0::bigint as fallback_max_context_count,
         0::bigint as affected_traces,
-        null::numeric as cost_usd_sum,
+        null::{{ exact_numeric() }} as cost_usd_sum,
         0::bigint as costed_traces
     from events_to_bucket
     where last_ok_generation_at < created_at
@@ -216,7 +215,7 @@ final as (
         (select max(dbt_refreshed_at) from events) as events_refreshed_through
     from unioned
     -- a row no window start can select (an hour starting at midnight, an event on a ten-minute mark) is left out
-    where not isempty(window_start_range)
+    where not {{ window_range_is_empty('window_start_range') }}
 
 )
 

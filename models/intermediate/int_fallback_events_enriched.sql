@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('int_trace_spans') }}
 {{
     config(
-        materialized='incremental',
+        materialized=intermediate_materialization(),
         incremental_strategy='delete+insert',
         unique_key='event_id',
         on_schema_change='fail',
@@ -11,7 +11,7 @@
             {'columns': ['trace_loaded_at']},
             {'columns': ['dbt_refreshed_at']},
         ],
-        post_hook=['analyze {{ this }}'],
+        post_hook=["{{ analyze_model(this) }}"],
     )
 }}
 

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=intermediate_materialization(),
         incremental_strategy='delete+insert',
         unique_key='trace_id',
         on_schema_change='fail',
@@ -8,7 +8,7 @@
             {'columns': ['trace_id'], 'unique': True},
             {'columns': ['trace_loaded_at']},
         ],
-        post_hook=['analyze {{ this }}'],
+        post_hook=["{{ analyze_model(this) }}"],
     )
 }}
 

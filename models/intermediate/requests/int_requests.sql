@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('int_trace_spans') }}
 {{
     config(
-        materialized='incremental',
+        materialized=intermediate_materialization(),
         incremental_strategy='delete+insert',
         unique_key='trace_id',
         on_schema_change='fail',
@@ -12,7 +12,7 @@
             {'columns': ['trace_loaded_at']},
             {'columns': ['dbt_refreshed_at']},
         ],
-        post_hook=['analyze {{ this }}'],
+        post_hook=["{{ analyze_model(this) }}"],
     )
 }}
 
@@ -72,7 +72,7 @@ trace_fallbacks as (
         count(*) filter (where fallback_type = 'context_length_fallback') as context_length_fallbacks,
         -- the fallback that moved the request off its first model; on a tie, context length (the request
         -- could not have been served by that model whatever its limits)
-        (array_agg(fallback_type order by created_at, fallback_type))[1] as first_fallback_type,
+        {{ first_in_order('fallback_type', ['created_at', 'fallback_type']) }} as first_fallback_type,
         min(created_at) as first_fallback_at,
         max(created_at) as last_fallback_at,
         max(loaded_at) as events_loaded_at
@@ -106,11 +106,9 @@ requests as (
         case
             when trace_generations.last_generation_ended_at >= trace_generations.first_generation_at
                 then round(
-                    cast(
-                        extract(epoch from trace_generations.last_generation_ended_at
-                            - trace_generations.first_generation_at)
-                        as numeric
-                    ),
+                    {{ seconds_between(
+                        'trace_generations.last_generation_ended_at', 'trace_generations.first_generation_at'
+                    ) }},
                     3
                 )
         end as latency_seconds,

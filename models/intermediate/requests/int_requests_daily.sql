@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=intermediate_materialization(),
         incremental_strategy='delete+insert',
         unique_key='request_date',
         on_schema_change='fail',
@@ -9,7 +9,7 @@
         ],
         post_hook=[
             "{{ delete_rollup_days_without_rows(this, 'request_date', ref('int_requests'), 'request_date') }}",
-            'analyze {{ this }}',
+            "{{ analyze_model(this) }}",
         ],
     )
 }}

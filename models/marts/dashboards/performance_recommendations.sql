@@ -42,12 +42,7 @@ fallbacks as (
 -- the most frequent model pair of each fallback type, named in that type's advice
 top_pairs as (
 
-    select distinct on (fallback_type)
-        fallback_type,
-        {{ model_pair_label('original_model', 'fallback_model') }} as model_pair
-    from fallback_rows
-    group by fallback_type, original_model, fallback_model
-    order by fallback_type, sum(fallback_count) desc, model_pair
+    {{ top_pair_per_fallback_type('fallback_rows') }}
 
 ),
 
@@ -188,9 +183,9 @@ insights as (
         'slow_fallbacks',
         'warning',
         'Fallbacks slow requests down',
-        'Requests with a fallback take ' || to_char(fallback_p50, 'FM999990.00') || ' s at the median '
-            || 'against ' || to_char(normal_p50, 'FM999990.00') || ' s without one ('
-            || to_char(latency_ratio, 'FM999990.0') || ' times as long) over the last {{ days }} days. '
+        'Requests with a fallback take ' || {{ decimal_text('fallback_p50', 2) }} || ' s at the median '
+            || 'against ' || {{ decimal_text('normal_p50', 2) }} || ' s without one ('
+            || {{ decimal_text('latency_ratio', 1) }} || ' times as long) over the last {{ days }} days. '
             || 'Order fallbacks fastest first and consider pre-warming the fallback models.',
         'fallback_to_normal_median_latency_ratio',
         latency_ratio,
@@ -237,7 +232,7 @@ quiet as (
         end as recommendation,
         'requests' as metric,
         requests as metric_value,
-        null::numeric as threshold,
+        cast(null as {{ exact_numeric() }}) as threshold,
         'requests' as unit
     from measures
     where not exists (select 1 from insights)

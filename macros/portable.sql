@@ -1,0 +1,73 @@
+{#-
+    SQL that differs between PostgreSQL and Spark, for the intermediate models and the views (docs/spark.md,
+    "One set of models, two engines"). PostgreSQL's variants are the SQL the models used before Spark.
+-#}
+
+{#- An exact decimal type for sums of costs and sizes: PostgreSQL's unbounded numeric; on Spark (whose
+    `numeric` is decimal(10, 0)) the widest decimal with the staging models' 18 decimals. -#}
+{% macro exact_numeric() -%}
+    {{ return(adapter.dispatch('exact_numeric', 'autopicker')()) }}
+{%- endmacro %}
+
+{% macro default__exact_numeric() -%}
+    numeric
+{%- endmacro %}
+
+{% macro spark__exact_numeric() -%}
+    decimal(38, 18)
+{%- endmacro %}
+
+
+{#- Seconds from `start` to `end` (timestamps), exact to the microsecond. -#}
+{% macro seconds_between(end, start) -%}
+    {{ return(adapter.dispatch('seconds_between', 'autopicker')(end, start)) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(end, start) -%}
+    cast(extract(epoch from {{ end }} - {{ start }}) as numeric)
+{%- endmacro %}
+
+{% macro spark__seconds_between(end, start) -%}
+    (cast(unix_micros({{ end }}) - unix_micros({{ start }}) as decimal(38, 0)) / 1000000)
+{%- endmacro %}
+
+
+{#- Aggregate: the `value` of the row first in `order` (a list of expressions, ascending). -#}
+{% macro first_in_order(value, order) -%}
+    {{ return(adapter.dispatch('first_in_order', 'autopicker')(value, order)) }}
+{%- endmacro %}
+
+{% macro default__first_in_order(value, order) -%}
+    (array_agg({{ value }} order by {{ order | join(', ') }}))[1]
+{%- endmacro %}
+
+{% macro spark__first_in_order(value, order) -%}
+    min_by({{ value }}, struct({{ order | join(', ') }}))
+{%- endmacro %}
+
+
+{#- Post-hook: refresh the planner's statistics of a model (PostgreSQL); nothing on Spark, whose tables are
+    rewritten whole and read by full scans. -#}
+{% macro analyze_model(relation) -%}
+    {{ return(adapter.dispatch('analyze_model', 'autopicker')(relation)) }}
+{%- endmacro %}
+
+{% macro default__analyze_model(relation) -%}
+{%- endmacro %}
+
+{% macro postgres__analyze_model(relation) -%}
+    analyze {{ relation }}
+{%- endmacro %}
+
+
+{#- How the intermediate models are materialized: incremental (delete+insert) on PostgreSQL; a table rebuilt
+    by every run on Spark, whose Parquet tables cannot delete the rows of a trace (docs/spark.md). -#}
+{% macro intermediate_materialization() -%}
+    {{ return('table' if target.type == 'spark' else 'incremental') }}
+{%- endmacro %}
+
+
+{#- dbt's float type is Spark's `float`, 32 bits; the latency histograms need PostgreSQL's 64-bit float. -#}
+{% macro spark__type_float() -%}
+    double
+{%- endmacro %}
