@@ -24,24 +24,57 @@ from ingest.db import Database
 from ingest.warehouse.bi_role import PASSWORD_ENV, BiRole
 from ingest.warehouse.views import SCHEMA, ViewRows
 
+TARGETS = ("default", "spark")
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="default (PostgreSQL) or spark (a Spark Thrift server, docs/spark.md).",
+        show_default=True,
+    ),
+]
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise UsageError(f"--target must be default or spark, not {target!r}.")
+
 
 def build(
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection.")] = None,
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
     ] = False,
+    target: TargetOption = "default",
+    export_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--export-uri",
+            help="spark: the Langfuse export to read in place (a folder, file:// or s3a:// URI). "
+            "Default: the one of the last build.",
+        ),
+    ] = None,
 ) -> None:
     """Run `dbt build` (models and tests) against the warehouse; exits with dbt's exit code."""
-    from ingest.raw import ensure_raw_schema
-    from ingest.warehouse.dbt import run_dbt
-
-    database = db.resolve()
-    ensure_raw_schema(database)
+    _check_target(target)
     args = ["build"]
     if select:
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
+    if target == "spark":
+        from ingest.warehouse import spark
+
+        raise typer.Exit(spark.build(export_uri, args))
+    if export_uri is not None:
+        raise UsageError(
+            "--export-uri is for --target spark; on PostgreSQL, load an export with `autopicker ingest`."
+        )
+    from ingest.raw import ensure_raw_schema
+    from ingest.warehouse.dbt import run_dbt
+
+    database = db.resolve()
+    ensure_raw_schema(database)
     raise typer.Exit(run_dbt(args, database))
 
 
@@ -55,12 +88,33 @@ def dbt_passthrough(ctx: typer.Context) -> None:
 
 
 def show(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows per view.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="At most this many rows per view (tables only).")
+    ] = 20,
+    target: TargetOption = "default",
+    output_format: Annotated[
+        str,
+        typer.Option("--format", help="table, or json: one object, each view's rows as a list of objects."),
+    ] = "table",
 ) -> None:
-    """Print the five fallback views (schema analytics) as tables."""
-    from ingest.warehouse.views import fetch_views
+    """Print the five fallback views (schema analytics) as tables, or as JSON."""
+    from ingest.warehouse import views
 
-    render_views(fetch_views(db.resolve(), limit), output_console())
+    _check_target(target)
+    if output_format not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {output_format!r}.")
+    if target == "spark":
+        from ingest.warehouse import spark
+
+        server = spark.target_server()
+        if output_format == "json":
+            typer.echo(views.views_json(spark.read_views(server, views.FALLBACK_VIEWS)))
+        else:
+            render_views(spark.fetch_views(server, limit), output_console())
+    elif output_format == "json":
+        typer.echo(views.views_json(views.read_views(db.resolve(), views.FALLBACK_VIEWS)))
+    else:
+        render_views(views.fetch_views(db.resolve(), limit), output_console())
 
 
 def bi_role(

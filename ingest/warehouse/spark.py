@@ -39,6 +39,7 @@ from typing import Any
 from autopicker.errors import UsageError, UserError
 from ingest.db import home_dir
 from ingest.warehouse.dbt import run_dbt_with
+from ingest.warehouse.views import VIEWS, ViewRows
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 300.0
 STOP_TIMEOUT = 60.0
 INSTALL_HINT = "run `make spark-install` (Java 17 and `pip install -e '.[spark]'`)"
+BUILD_HINT = "run `autopicker build --target spark` first"
 
 
 @dataclass(frozen=True)
@@ -459,8 +461,28 @@ def standalone_cluster(folder: Path, **options: Any) -> Iterator[StandaloneClust
 
 # -- dbt on Spark ------------------------------------------------------------------------------------------
 
-#: dbt arguments selecting what builds on Spark today: the staging models with their unit and data tests.
+#: dbt arguments selecting the staging models with their unit and data tests (the standalone-cluster proof).
 STAGING_SELECTION = ("--select", "path:models/staging", "--indirect-selection", "cautious")
+#: The environment variables of dbt's ``spark`` target (profiles.yml) naming a Thrift server to use.
+HOST_ENV, PORT_ENV, SCHEMA_ENV = "AUTOPICKER_SPARK_HOST", "AUTOPICKER_SPARK_PORT", "AUTOPICKER_SPARK_SCHEMA"
+
+
+def target_server() -> ThriftServer:
+    """The Thrift server the ``spark`` target builds on: the one ``AUTOPICKER_SPARK_HOST`` (and
+    ``AUTOPICKER_SPARK_PORT``, default 10000) name when set, an existing server; else the local one,
+    started when it does not run."""
+    host = os.environ.get(HOST_ENV, "").strip()
+    if not host:
+        return start_thrift_server()
+    port = os.environ.get(PORT_ENV, "10000").strip()
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{PORT_ENV} must be a port number, not {port!r}.")
+    return ThriftServer(port=int(port), pid=0, master="external", host=host)
+
+
+def target_schema() -> str:
+    """The ``spark`` target's schema, the views' (``AUTOPICKER_SPARK_SCHEMA``, default ``analytics``)."""
+    return os.environ.get(SCHEMA_ENV, "").strip() or "analytics"
 
 
 def export_location(location: str) -> str:
@@ -496,19 +518,85 @@ def run_dbt_spark(
 
 def query(server: ThriftServer, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of one statement run on ``server``."""
+    return queries(server, [sql])[0]
+
+
+def queries(server: ThriftServer, statements: Sequence[str]) -> list[tuple[list[str], list[tuple[Any, ...]]]]:
+    """Column names and rows of each statement, run in order on one connection to ``server``."""
     try:
         from pyhive import hive
     except ImportError:
         raise UserError(f"The Spark client is not installed: {INSTALL_HINT}.") from None
-    connection = hive.connect(host=server.host, port=server.port, username="autopicker")
     try:
+        connection = hive.connect(host=server.host, port=server.port, username="autopicker")
+    except Exception as exc:  # thrift's transport errors have no common base worth naming
+        raise UserError(
+            f"Cannot reach the Spark Thrift server at {server.host}:{server.port}: {exc}."
+        ) from None
+    try:
+        results = []
         cursor = connection.cursor()
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-        names = [column[0].split(".")[-1] for column in cursor.description or []]
-        return names, [tuple(row) for row in rows]
+        for sql in statements:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            names = [column[0].split(".")[-1] for column in cursor.description or []]
+            results.append((names, [tuple(row) for row in rows]))
+        return results
     finally:
         connection.close()
+
+
+def _present_views(server: ThriftServer, schema: str, names: Sequence[str]) -> None:
+    """Raise a :class:`UserError` asking for a build when ``schema`` lacks any of the views ``names``."""
+    _, databases = query(server, "show databases")
+    tables: set[str] = set()
+    if (schema,) in {(str(row[0]).lower(),) for row in databases}:
+        _, rows = query(server, f"show views in {schema}")
+        tables = {str(row[1]).lower() for row in rows}
+    missing = [name for name in names if name not in tables]
+    if len(missing) == len(names):
+        raise UserError(f"Schema {schema} on Spark has no views yet: {BUILD_HINT}.")
+    if missing:
+        raise UserError(f"Schema {schema} on Spark lacks {', '.join(missing)}: {BUILD_HINT}.")
+
+
+def fetch_views(server: ThriftServer, limit: int, schema: str | None = None) -> list[ViewRows]:
+    """The first ``limit`` rows of each of the five fallback views on Spark, and how many each has (as
+    :func:`ingest.warehouse.views.fetch_views` on PostgreSQL)."""
+    schema = schema or target_schema()
+    _present_views(server, schema, [name for name, _ in VIEWS])
+    statements = []
+    for name, _ in VIEWS:
+        statements += [
+            f"select count(*) from {schema}.{name}",
+            f"select * from {schema}.{name} limit {limit}",
+        ]
+    answers = queries(server, statements)
+    results = []
+    for index, (name, title) in enumerate(VIEWS):
+        (_, counted), (columns, rows) = answers[2 * index], answers[2 * index + 1]
+        results.append(ViewRows(name, title, columns, rows, int(counted[0][0])))
+    return results
+
+
+def read_views(
+    server: ThriftServer, names: Sequence[str], schema: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row of each view named, in the view's order (as :func:`ingest.warehouse.views.read_views`)."""
+    schema = schema or target_schema()
+    _present_views(server, schema, names)
+    answers = queries(server, [f"select * from {schema}.{name}" for name in names])
+    return {
+        name: [dict(zip(columns, row, strict=True)) for row in rows]
+        for name, (columns, rows) in zip(names, answers, strict=True)
+    }
+
+
+def build(export: str | None, args: Sequence[str] = ("build",)) -> int:
+    """``dbt build`` (or ``args``) on the ``spark`` target over the export at ``export`` (a folder or URI;
+    None keeps the source of the last build), on :func:`target_server`; returns dbt's exit code."""
+    location = export_location(export) if export is not None else None
+    return run_dbt_spark(args, target_server(), export=location)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ own order, and says how many more there are.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
@@ -31,6 +33,30 @@ VIEWS: tuple[tuple[str, str], ...] = (
     ("fallback_cost_impact", "Fallback cost impact (the guide's Query 4)"),
     ("fallback_success_rate", "Fallback success rate (the guide's Query 5)"),
 )
+
+
+#: The five fallback views' names.
+FALLBACK_VIEWS = tuple(name for name, _ in VIEWS)
+
+
+def views_json(views: dict[str, list[dict[str, Any]]]) -> str:
+    """One JSON object: each view's rows as a list of objects under the view's column names. Decimals are
+    JSON numbers, dates and times ISO 8601 text, whichever engine the rows came from."""
+
+    def value(cell: object) -> object:
+        if isinstance(cell, Decimal):
+            return float(cell)
+        if isinstance(cell, datetime | date):
+            return cell.isoformat()
+        return cell
+
+    return json.dumps(
+        {
+            name: [{column: value(cell) for column, cell in row.items()} for row in rows]
+            for name, rows in views.items()
+        },
+        indent=2,
+    )
 
 
 @dataclass(frozen=True)

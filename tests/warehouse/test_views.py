@@ -643,6 +643,40 @@ def test_show_on_a_warehouse_never_built(database: Database) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_show_json_prints_every_row_of_the_five_views(warehouse: Warehouse, first_stage: Stage) -> None:
+    shown = warehouse.show("--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert list(document) == list(VIEWS)
+    views = warehouse.views()  # now: later stages of this module may have loaded more
+    for view in VIEWS:
+        rows = views[view]
+        assert [tuple(row.values()) for row in document[view]] == [
+            tuple(
+                float(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, date) else v
+                for v in row
+            )
+            for row in rows
+        ]
+    assert list(document["fallback_success_rate"][0]) == [
+        "fallback_type",
+        "original_model",
+        "fallback_model",
+        "total_fallbacks",
+        "successful_fallbacks",
+        "success_rate_percent",
+    ]
+
+
+def test_show_refuses_an_unknown_format_or_target(warehouse: Warehouse, first_stage: Stage) -> None:
+    shown = warehouse.show("--format", "csv")
+    assert shown.returncode != 0
+    assert shown.stderr.strip() == "error: --format must be table or json, not 'csv'."
+    shown = warehouse.show("--target", "mysql")
+    assert shown.returncode != 0
+    assert shown.stderr.strip() == "error: --target must be default or spark, not 'mysql'."
+
+
 def test_show_says_when_the_views_are_empty(empty_stage: Stage) -> None:
     assert empty_stage.show is not None
     assert empty_stage.show.returncode == 0, empty_stage.show.stderr
