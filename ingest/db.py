@@ -174,6 +174,7 @@ def _embedded_url(start: bool) -> str:
     pgdata.mkdir(parents=True, exist_ok=True)
     if not (pgdata / "PG_VERSION").exists():
         logger.info("creating the embedded PostgreSQL in %s", pgdata)
+    _forget_dead_postmaster(pgdata)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
@@ -219,16 +220,41 @@ def stop_embedded() -> bool:
     return True
 
 
-def _postmaster_alive(pgdata: Path) -> bool:
-    """Whether the server of ``postmaster.pid`` runs (the file outlives a killed server)."""
+def _postmaster_alive(pgdata: Path, lock_file: str = "postmaster.pid") -> bool:
+    """Whether the server of ``postmaster.pid`` (or another lock file of its) runs (the file outlives a
+    killed server)."""
     try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        pid = int((pgdata / lock_file).read_text().split()[0])
         os.kill(pid, 0)
     except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
         return False
     except PermissionError:  # it runs as another system user
-        return True
-    return True
+        return not _zombie(pid)
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped: a killed server's process lingers so until the
+    system's init collects it, and signals still "reach" it, which pg_ctl and pgserver take for a live
+    server."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state == "Z"
+
+
+def _forget_dead_postmaster(pgdata: Path) -> None:
+    """Remove the lock files of a server that is gone (killed, or its machine restarted): ``postmaster.pid``
+    and its socket's ``.s.PGSQL.<port>.lock``, which would otherwise keep a new one from starting."""
+    for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        if lock.exists() and not _postmaster_alive(pgdata, lock.name):
+            logger.info(
+                "the embedded PostgreSQL in %s is not running; removing its stale %s", pgdata, lock.name
+            )
+            lock.unlink(missing_ok=True)
+            if lock.name.endswith(".lock"):
+                (pgdata / lock.name.removesuffix(".lock")).unlink(missing_ok=True)  # its socket
 
 
 def _import_pgserver():  # type: ignore[no-untyped-def]
