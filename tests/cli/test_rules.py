@@ -108,3 +108,12 @@ def test_a_reader_that_goes_away_is_not_an_error(database: Database) -> None:
         os.close(write_end)
     assert result.returncode == 0
     assert result.stderr == ""
+
+
+def test_an_error_naming_a_long_path_stays_one_line(database: Database, tmp_path: str) -> None:
+    long_path = "/" + "/".join(f"folder-{n:03d}" for n in range(40)) + "/export"  # over 400 characters
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DATABASE_URL": database.url}
+    result = run_cli("ingest", "files", long_path, env=env | {"AUTOPICKER_HOME": str(tmp_path)})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and long_path in lines[0], result.stderr
