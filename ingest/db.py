@@ -246,15 +246,22 @@ def _zombie(pid: int) -> bool:
 
 def _forget_dead_postmaster(pgdata: Path) -> None:
     """Remove the lock files of a server that is gone (killed, or its machine restarted): ``postmaster.pid``
-    and its socket's ``.s.PGSQL.<port>.lock``, which would otherwise keep a new one from starting."""
-    for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
-        if lock.exists() and not _postmaster_alive(pgdata, lock.name):
-            logger.info(
-                "the embedded PostgreSQL in %s is not running; removing its stale %s", pgdata, lock.name
-            )
+    and its socket's ``.s.PGSQL.<port>.lock`` (in the socket folder the pid file names: pgdata, or a
+    shorter folder when pgdata's path is too long for a socket), which would otherwise keep a new one from
+    starting."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists() or _postmaster_alive(pgdata):
+        return
+    lines = pid_file.read_text().splitlines()
+    # postmaster.pid: pid, data folder, start time, port, socket folder, ... (PostgreSQL's miscadmin.h)
+    if len(lines) >= 5 and lines[3].strip().isdigit() and lines[4].strip():
+        socket = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}"
+        lock = socket.with_name(socket.name + ".lock")
+        if lock.exists() and not _postmaster_alive(lock.parent, lock.name):
             lock.unlink(missing_ok=True)
-            if lock.name.endswith(".lock"):
-                (pgdata / lock.name.removesuffix(".lock")).unlink(missing_ok=True)  # its socket
+            socket.unlink(missing_ok=True)
+    logger.info("the embedded PostgreSQL in %s is not running; removing its stale postmaster.pid", pgdata)
+    pid_file.unlink(missing_ok=True)
 
 
 def _import_pgserver():  # type: ignore[no-untyped-def]
