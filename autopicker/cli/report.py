@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from autopicker.cli.console import output_console
+from autopicker.cli.warehouse import TargetOption, check_target
 from ingest import db
 
 
@@ -21,13 +22,19 @@ def default_out() -> Path:
     return db.home_dir() / "report"
 
 
-def write(out: Path | None = None, database: db.Database | None = None) -> Path:
-    """Write the report of the warehouse as it stands; returns the path of its ``index.html``."""
-    from autopicker.report.data import collect
+def write(out: Path | None = None, database: db.Database | None = None, target: str = "default") -> Path:
+    """Write the report of the warehouse as it stands (on PostgreSQL, or with ``target`` spark on the Spark
+    warehouse of ``autopicker build --target spark``); returns the path of its ``index.html``."""
+    from autopicker.report.data import collect, collect_spark
     from autopicker.report.page import write_report
 
-    database = database or db.resolve()
-    written = write_report(collect(database), out or default_out())
+    if target == "spark":
+        from ingest.warehouse import spark
+
+        data = collect_spark(spark.target_server(), spark.target_schema())
+    else:
+        data = collect(database or db.resolve())
+    written = write_report(data, out or default_out())
     return written.index
 
 
@@ -39,10 +46,12 @@ def report(
     open_: Annotated[
         bool, typer.Option("--open", help="Open the report in the default browser, where there is one.")
     ] = False,
+    target: TargetOption = "default",
 ) -> None:
     """Write the dashboards, the five fallback views and the alerts as an HTML report (default folder:
     report/ in the local state folder)."""
-    index = write(out)
+    check_target(target)
+    index = write(out, target=target)
     console = output_console()
     console.print(f"report: {index}", highlight=False, soft_wrap=True)
     if open_:

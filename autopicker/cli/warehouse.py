@@ -35,7 +35,7 @@ TargetOption = Annotated[
 ]
 
 
-def _check_target(target: str) -> None:
+def check_target(target: str) -> None:
     if target not in TARGETS:
         raise UsageError(f"--target must be default or spark, not {target!r}.")
 
@@ -56,7 +56,7 @@ def build(
     ] = None,
 ) -> None:
     """Run `dbt build` (models and tests) against the warehouse; exits with dbt's exit code."""
-    _check_target(target)
+    check_target(target)
     args = ["build"]
     if select:
         args += ["--select", select]
@@ -100,7 +100,7 @@ def show(
     """Print the five fallback views (schema analytics) as tables, or as JSON."""
     from ingest.warehouse import views
 
-    _check_target(target)
+    check_target(target)
     if output_format not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {output_format!r}.")
     if target == "spark":

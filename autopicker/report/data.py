@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from ingest.db import Database
+from ingest.warehouse import spark
 from ingest.warehouse.views import VIEWS, last_loaded_at, read_views
 
 Row = dict[str, Any]
@@ -60,8 +61,35 @@ class ReportData:
         return sum(int(row["requests"]) for row in self.rows("cost_trend_daily"))
 
 
+REPORT_VIEWS: tuple[str, ...] = (*(name for name, _ in FALLBACK_VIEWS), *DASHBOARD_VIEWS)
+
+
 def collect(database: Database, now: datetime | None = None) -> ReportData:
     """Read everything the report shows from ``database``."""
-    names = [name for name, _ in FALLBACK_VIEWS] + list(DASHBOARD_VIEWS)
-    views = read_views(database, names)
+    views = read_views(database, REPORT_VIEWS)
     return ReportData(generated_at=now or datetime.now(UTC), loaded_at=last_loaded_at(database), views=views)
+
+
+def collect_spark(
+    server: spark.ThriftServer,
+    schema: str | None = None,
+    raw_schema: str = "langfuse_raw",
+    now: datetime | None = None,
+) -> ReportData:
+    """Read everything the report shows from the warehouse built on Spark (``autopicker build --target
+    spark``): the same views, with values typed as PostgreSQL's driver gives them."""
+    views = {
+        name: [{column: _typed(column, value) for column, value in row.items()} for row in rows]
+        for name, rows in spark.read_views(server, REPORT_VIEWS, schema).items()
+    }
+    loaded = spark.last_loaded_at(server, raw_schema)
+    return ReportData(generated_at=now or datetime.now(UTC), loaded_at=loaded, views=views)
+
+
+def _typed(column: str, value: Any) -> Any:
+    """Spark's Thrift server answers dates as text and timestamps without their zone (UTC, the session's)."""
+    if isinstance(value, str) and (column == "date" or column.endswith("_date")):
+        return date.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

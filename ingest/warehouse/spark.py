@@ -33,6 +33,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -590,6 +591,14 @@ def read_views(
         name: [dict(zip(columns, row, strict=True)) for row in rows]
         for name, (columns, rows) in zip(names, answers, strict=True)
     }
+
+
+def last_loaded_at(server: ThriftServer, raw_schema: str = "langfuse_raw") -> datetime | None:
+    """When the export last received data: the newest export file's time (the source's ``_loaded_at``), in
+    UTC (the server's session time zone), or None when the export is empty."""
+    _, rows = query(server, f"select max(_loaded_at) from {raw_schema}.observations")
+    value = rows[0][0] if rows else None
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
 def build(export: str | None, args: Sequence[str] = ("build",)) -> int:
