@@ -148,6 +148,25 @@ def _row(rnd: random.Random, i: int, start: datetime) -> tuple[dict, str | None]
     return row, "\t".join(_copy_text(values[c]) for c in COPY_COLUMNS)
 
 
+def export_manifest(key: str, fmt: str, rows: int) -> dict:
+    """The manifest of an export run of one file."""
+    return {
+        "version": 1,
+        "projectId": PROJECT,
+        "exportSource": "OBSERVATIONS_V2",
+        "tables": ["observations_v2"],
+        "files": [
+            {
+                "key": key,
+                "table": "observations_v2",
+                "format": fmt,
+                "compressed": fmt != "parquet",
+                "rowCount": rows,
+            }
+        ],
+    }
+
+
 def write_export(rows: int, files: int, folder: Path) -> tuple[Path, Path, int, int]:
     """Writes the export and the COPY text of its loaded rows: (prefix, copy file, loaded, distinct ids)."""
     rnd = random.Random(20261124)
@@ -179,21 +198,7 @@ def write_export(rows: int, files: int, folder: Path) -> tuple[Path, Path, int, 
                     copy_file.write(line + "\n")
                     loaded += 1
             carried = made[-int(per_file * OVERLAP) :] if f < files - 1 else []
-            manifest = {
-                "version": 1,
-                "projectId": PROJECT,
-                "exportSource": "OBSERVATIONS_V2",
-                "tables": ["observations_v2"],
-                "files": [
-                    {
-                        "key": key,
-                        "table": "observations_v2",
-                        "format": "jsonl",
-                        "compressed": True,
-                        "rowCount": len(batch),
-                    }
-                ],
-            }
+            manifest = export_manifest(key, "jsonl", len(batch))
             (project / "manifests" / f"{stamp}.json").write_text(json.dumps(manifest))
     return folder / "export", copy_path, loaded, len(ids)
 
