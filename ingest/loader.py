@@ -87,6 +87,8 @@ class LoadStats:
     skipped: Counter[str] = field(default_factory=Counter)
     #: Rows whose latency was read as milliseconds (detected, or forced with ``latency_unit="ms"``).
     latency_ms: int = 0
+    #: The first row rejected (the lowest row number of the first chunk with a rejection), for messages.
+    first_rejection: Rejection | None = None
 
     @property
     def loaded(self) -> int:
@@ -104,6 +106,7 @@ class LoadStats:
         self.rejected += other.rejected
         self.skipped.update(other.skipped)
         self.latency_ms += other.latency_ms
+        self.first_rejection = self.first_rejection or other.first_rejection
 
 
 def copy_suffix(source: str, batch_id: int) -> str:
@@ -257,6 +260,8 @@ def _write_chunk(cur: psycopg.Cursor, chunk: Chunk, stats: LoadStats, source: st
         lines = bytes(memoryview(chunk.blob)[chunk.repeated_at :]).split(b"\n")[:-1]
         rejections += _upsert(cur, lines, chunk.row_numbers[new_rows:], stats)
     if rejections:
+        if stats.first_rejection is None:
+            stats.first_rejection = min(rejections, key=lambda r: r.row_number or 0)
         room = max(0, REJECTS_KEPT - stats.rejected)  # the first ones of the load are kept, the rest counted
         stats.rejected += len(rejections)
         rejections = rejections[:room]

@@ -107,6 +107,26 @@ class RowError(ValueError):
     """A row that cannot be loaded; the message is one sentence for ``rejected_rows.error``."""
 
 
+_MALFORMED = re.compile(r"JSON is malformed: (.*) \(byte (\d+)\)")
+
+
+def _json_reason(line: bytes | str) -> str:
+    """Why a line is not JSON, placed within the line: the decoder's own offset is 0-based, and a line cut
+    short inside a string would be "an invalid character" (its newline) unless read without it."""
+    try:
+        _loads(line.rstrip(b"\r\n") if isinstance(line, bytes) else line.rstrip("\r\n"))
+    except _JSONDecodeError as exc:
+        text = str(exc)
+    else:  # only the line's end was wrong (a lone carriage return, say)
+        return "not valid JSON: the line ends in a character that is not JSON"
+    if "truncated" in text:
+        return "not valid JSON: the line ends inside its JSON value (truncated)"
+    found = _MALFORMED.fullmatch(text)
+    if found:
+        return f"not valid JSON: {found[1]} at byte {int(found[2]) + 1:,} of the line"
+    return f"not valid JSON: {text}"
+
+
 def _kind(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -562,8 +582,8 @@ class Normalizer:
                     return self._export_fields(row)
         try:
             row = _loads(text)
-        except _JSONDecodeError as exc:
-            raise RowError(f"not valid JSON: {exc}") from None
+        except _JSONDecodeError:
+            raise RowError(_json_reason(text)) from None
         if row.__class__ is not dict:
             raise RowError(f"a row must be a JSON object, got {_kind(row)}")
         return self.from_dict(row)

@@ -89,6 +89,19 @@ class Reporter:
             f"{s.duplicates:,} duplicates, {s.skipped_types:,} skipped types, {s.rejected:,} rejected "
             f"({result.seconds:.1f} s, {rate:,.0f} rows/s)"
         )
+        self._first_rejected(result)
+
+    def _first_rejected(self, result: FileResult) -> None:
+        first = result.stats.first_rejection
+        if first is not None:
+            where = (
+                f" {_ROW_WORD.get(result.task.fmt.kind, 'row')} {first.row_number:,}"
+                if first.row_number
+                else ""
+            )
+            self._print_err(
+                f"rejected {result.task.name}{where}: {first.error}" + _more(result.stats.rejected)
+            )
 
     def stop(self) -> None:
         pass
@@ -140,6 +153,7 @@ class TerminalReporter(Reporter):
         self._progress.update(self._task, completed=done, rows=self._rows_done + rows)
 
     def file_done(self, result: FileResult) -> None:
+        self._first_rejected(result)
         self._base += result.task.size
         self._rows_done += result.stats.rows_read
         self._progress.update(self._task, completed=self._base, rows=self._rows_done)
@@ -148,6 +162,17 @@ class TerminalReporter(Reporter):
         if self._task is not None:
             self._progress.update(self._task, description="done")
         self._progress.stop()
+
+
+#: What a row number counts, by format: JSONL lines, CSV records (the header not counted), rows otherwise.
+_ROW_WORD = {"jsonl": "line", "csv": "record"}
+
+
+def _more(rejected: int) -> str:
+    if rejected < 2:
+        return ""
+    rows = "row" if rejected == 2 else "rows"
+    return f" ({rejected - 1:,} more rejected {rows} in langfuse_raw.rejected_rows)"
 
 
 def _short(name: str, width: int = 40) -> str:

@@ -64,6 +64,32 @@ def test_a_nul_in_one_rows_metadata_rejects_that_row_only(cli_env: Database, tmp
     }
 
 
+def test_a_line_that_is_not_json_is_named_by_its_file_and_line(cli_env: Database, tmp_path: Path) -> None:
+    # The decoder's own position ("line 1 column 1", "line 2" for a cut-short row) once stood for the line.
+    good = json.dumps(_row("a1"))
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(f"{good}\nthis is {{not json\n\n{json.dumps(_row('c1'))[:-20]}", encoding="utf-8")
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(_row("d1"))[:-20] + "\n", encoding="utf-8")
+    run = run_ingest(mixed, one)
+    assert run.exit_code == 1
+    assert set(stored(cli_env)) == {"a1"}
+    rows = query(
+        cli_env, "SELECT source_file, row_number, error FROM langfuse_raw.rejected_rows ORDER BY 1, 2"
+    )
+    truncated = "not valid JSON: the line ends inside its JSON value (truncated)"
+    assert [(r["source_file"], r["row_number"], r["error"]) for r in rows] == [
+        (str(mixed), 2, "not valid JSON: invalid character at byte 5 of the line"),
+        (str(mixed), 4, truncated),
+        (str(one), 1, truncated),
+    ]
+    assert (
+        f"rejected {mixed} line 2: not valid JSON: invalid character at byte 5 of the line "
+        "(1 more rejected row in langfuse_raw.rejected_rows)\n"
+    ) in run.stderr
+    assert f"rejected {one} line 1: {truncated}\n" in run.stderr
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
