@@ -268,6 +268,8 @@ class _BoundedStream:
 
 
 def _json_array_rows(buffered: io.BufferedReader, name: str) -> Iterator[tuple[int, Any]]:
+    """The elements of a JSON array with every digit of their numbers: fractions as Decimal, integers of any
+    size (yajl, ijson's C backend, reads integers only up to 64 bits when asked for floats)."""
     import ijson
 
     if buffered.peek(3)[:3] == _BOM:
@@ -275,7 +277,7 @@ def _json_array_rows(buffered: io.BufferedReader, name: str) -> Iterator[tuple[i
     bounded = _BoundedStream(buffered)
     number = 0
     try:
-        for number, item in enumerate(ijson.items(bounded, "item", use_float=True, buf_size=65536), 1):
+        for number, item in enumerate(ijson.items(bounded, "item", use_float=False, buf_size=65536), 1):
             bounded.mark()
             yield number, item
     except _ElementTooLong:

@@ -12,6 +12,7 @@ import io
 import json
 import string
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -21,13 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.chunks import ParseOptions, make_chunks
+from ingest.normalize import COPY_COLUMNS, unescape_copy_text
 from ingest.readers import read_rows
 from tests.support.export_files import _csv_field
 
 pytestmark = pytest.mark.property
 
-#: JSON arrays are parsed by yajl, whose integers are 64-bit: a longer one fails its file.
-INT64 = st.integers(-(2**62), 2**62)
+#: Integers of any size: every format keeps every digit (yajl, for JSON arrays, too: see test_json_numbers).
+INTEGER = st.one_of(st.integers(-(2**70), 2**70), st.integers())
 COLUMNS = ("id", "trace_id", "type", "name", "start_time", "updated_at", "metadata")
 TEXT = st.text(string.ascii_letters + string.digits + " -_.:/", max_size=20)
 MOMENT = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
@@ -160,8 +162,48 @@ def test_json_array_with_junk_elements(data: st.DataObject, count: int) -> None:
         elif kind == "bad value":
             items.append(_spoil(data.draw, i))
         else:
-            items.append(data.draw(st.one_of(st.none(), INT64, TEXT, st.lists(INT64, max_size=3))))
+            items.append(data.draw(st.one_of(st.none(), INTEGER, TEXT, st.lists(INTEGER, max_size=3))))
     _accounted(json.dumps(items).encode(), "x.json", good, count)
+
+
+#: Numbers as written in a file: any integer, and fractions with more digits than a float holds.
+NUMBER = st.one_of(
+    st.integers(),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=-1, max_value=1, places=30, allow_nan=False),
+)
+COST = st.decimals(min_value=0, max_value=Decimal("999999999.999999"), allow_nan=False)
+
+
+@given(
+    st.lists(st.tuples(st.dictionaries(TEXT, NUMBER, max_size=4), st.none() | COST), max_size=12),
+    st.booleans(),
+)
+def test_json_array_numbers_keep_every_digit(values: list[tuple[dict[str, Any], Any]], gz: bool) -> None:
+    # yajl, asked for floats, once failed the whole file on an integer beyond 64 bits ("integer overflow"),
+    # and rounded fractions to a float's digits.
+    elements = []
+    for i, (metadata, cost) in enumerate(values):
+        numbers = ", ".join(f"{json.dumps(k)}: {v}" for k, v in metadata.items())
+        elements.append(
+            f'{{"id": "n{i}", "trace_id": "t", "type": "EVENT", "start_time": "2026-11-24 10:00:00.000000", '
+            f'"total_cost": {"null" if cost is None else cost}, "metadata": {{{numbers}}}}}'
+        )
+    data = ("[" + ",\n".join(elements) + "]").encode()
+    if gz:
+        data = gzip.compress(data, mtime=0)
+    stored: dict[str, tuple[dict[str, Any], Any]] = {}
+    at = {name: COPY_COLUMNS.index(name) for name in ("id", "total_cost", "metadata")}
+    for chunk in make_chunks(
+        read_rows(io.BytesIO(data), "x.json.gz" if gz else "x.json"), ParseOptions(suffix="\tf\t1")
+    ):
+        assert not chunk.rejections
+        for line in bytes(chunk.blob).decode().split("\n")[:-1]:
+            parts = line.split("\t")
+            metadata = json.loads(unescape_copy_text(parts[at["metadata"]]), parse_float=Decimal)
+            cost = Decimal(parts[at["total_cost"]]) if parts[at["total_cost"]] else None
+            stored[parts[at["id"]]] = (metadata, cost)
+    assert stored == {f"n{i}": (metadata, cost) for i, (metadata, cost) in enumerate(values)}
 
 
 @given(st.data(), st.integers(0, 30))
