@@ -59,7 +59,6 @@ PROJECT = bench_ingest.PROJECT
 MODELS = bench_ingest.MODELS
 FORMATS = ("jsonl", "csv", "parquet")
 OVERLAP = bench_ingest.OVERLAP
-TARGETS = {250_000: 0.5, 2_500_000: 0.7}
 PARQUET_BATCH = 10_000
 _MASK = (1 << 64) - 1
 _PARAGRAPH = (
@@ -86,12 +85,20 @@ def _sentence_pool(rnd: random.Random, count: int, low: int, high: int) -> list[
 
 
 class Texts:
-    """Prompts and answers of realistic size, from pools of sentences (made once, combined per row)."""
+    """Prompts and answers of realistic size: pools of them made once from sentences (each different, and
+    the pools far larger than gzip's window, so they compress as text does), picked per row, each prompt
+    ending with the request's own id."""
+
+    POOL = 1024
 
     def __init__(self, rnd: random.Random) -> None:
         self.rnd = rnd
         self.sentences = _sentence_pool(rnd, 4000, 6, 30)
         self.system = [" ".join(rnd.sample(self.sentences, 8)) for _ in range(16)]
+        self._user = [self._messages(rnd.randint(300, 1200)) for _ in range(self.POOL)]
+        self._prompts = [self._messages(rnd.randint(800, 4000)) for _ in range(self.POOL)]
+        self._answers = [self.answer_text(rnd.randint(100, 1500)) for _ in range(self.POOL)]
+        self._tools = [self._tool(rnd.randint(300, 1500)) for _ in range(self.POOL)]
 
     def _paragraph(self, size: int) -> str:
         parts, total = [], 0
@@ -102,7 +109,7 @@ class Texts:
             total += len(s) + 1
         return " ".join(parts)
 
-    def messages(self, size: int, request: str) -> str:
+    def _messages(self, size: int) -> str:
         """A chat prompt as JSON text, about ``size`` characters."""
         turns = [{"role": "system", "content": self.rnd.choice(self.system)}]
         left = max(size - len(turns[0]["content"]), 100)
@@ -110,20 +117,33 @@ class Texts:
             piece = self._paragraph(min(left, self.rnd.randint(150, 900)))
             turns.append({"role": "user" if len(turns) % 2 else "assistant", "content": piece})
             left -= len(piece) + 30
-        turns[-1]["content"] += f" (request {request})"
         return json.dumps(turns, ensure_ascii=False)
 
-    def answer(self, size: int) -> str:
+    def answer_text(self, size: int) -> str:
         return json.dumps({"role": "assistant", "content": self._paragraph(size)}, ensure_ascii=False)
 
-    def tool(self, size: int) -> tuple[str, str]:
+    def _tool(self, size: int) -> tuple[str, str]:
         query = json.dumps({"query": self._paragraph(min(size, 200))}, ensure_ascii=False)
         result = json.dumps({"results": [self._paragraph(size // 3) for _ in range(3)]}, ensure_ascii=False)
         return query, result
 
+    def user(self, request: str) -> str:
+        text = self.rnd.choice(self._user)
+        return f"{text[:-3]} (request {request}){text[-3:]}"  # inside the last message's content
+
+    def prompt(self, request: str) -> str:
+        text = self.rnd.choice(self._prompts)
+        return f"{text[:-3]} (request {request}){text[-3:]}"
+
+    def answer(self) -> str:
+        return self.rnd.choice(self._answers)
+
+    def tool(self) -> tuple[str, str]:
+        return self.rnd.choice(self._tools)
+
 
 def _ts(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return datetime.fromtimestamp(micros / 1e6, UTC).isoformat(" ", "microseconds")[:26]
 
 
 def _copy_text(value: object) -> str:
@@ -156,8 +176,7 @@ class Traffic:
             request = f"{rnd.getrandbits(48):012x}"
             root = self._id()
             at = self.clock
-            user = self.texts.messages(rnd.randint(300, 1200), request)
-            answer_size = rnd.randint(200, 1500)
+            user = self.texts.user(request)
             rows: list[tuple[dict[str, Any], int, str | None]] = []
             steps = []
             if rnd.random() < 0.7:
@@ -169,12 +188,12 @@ class Traffic:
             t = at + rnd.randint(1000, 5000)
             for step in steps:
                 duration = rnd.randint(20_000, 900_000)
-                query, result = self.texts.tool(rnd.randint(300, 1500))
+                query, result = self.texts.tool()
                 rows.append(self._span(step, trace, session, root, t, duration, query, result))
                 t += duration
             for call in range(calls):
                 model = rnd.choice(MODELS)
-                prompt = self.texts.messages(rnd.randint(800, 4000), request)
+                prompt = self.texts.prompt(request)
                 if fallback and call == 0:
                     original = model
                     model = rnd.choice([m for m in MODELS if m != original])
@@ -185,7 +204,7 @@ class Traffic:
                     t += duration
                     rows.append(self._event(trace, session, root, t, original, model))
                 duration = rnd.randint(300_000, 6_000_000)
-                answer = self.texts.answer(answer_size if call == calls - 1 else rnd.randint(100, 800))
+                answer = self.texts.answer()
                 rows.append(self._generation(trace, session, root, t, duration, model, prompt, answer, False))
                 t += duration
             end = t + rnd.randint(1000, 20_000)
@@ -200,7 +219,7 @@ class Traffic:
                 end,
                 {},
                 user,
-                self.texts.answer(answer_size),
+                self.texts.answer(),
                 model=None,
                 usage={},
                 cost={},
@@ -584,15 +603,23 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10, help="export files (hourly runs) per format")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: jsonl, csv, parquet")
     parser.add_argument("--keep", action="store_true", help="keep the files (the databases are dropped)")
+    parser.add_argument("--reuse", type=Path, help="time again the files a run with --keep wrote there")
     args = parser.parse_args()
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or set(formats) - set(FORMATS):
         sys.exit(f"--formats takes a comma-separated list of {', '.join(FORMATS)}")
-    target = TARGETS.get(args.stored_rows, 0.5 if args.stored_rows < 2_500_000 else 0.7)
-    folder = Path(tempfile.mkdtemp(prefix="autopicker-bench-ingest-real-"))
     started = time.perf_counter()
-    made = write_exports(args.stored_rows, args.files, folder, formats)
+    if args.reuse:
+        folder, args.keep = args.reuse, True
+        made = json.loads((folder / "export.json").read_text())
+        if set(formats) - set(made["sizes"]):
+            sys.exit(f"{folder} holds only {', '.join(made['sizes'])}")
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="autopicker-bench-ingest-real-"))
+        made = write_exports(args.stored_rows, args.files, folder, formats)
+        (folder / "export.json").write_text(json.dumps(made, default=str))
     lines, stored = made["lines"], made["stored"]
+    target = 0.7 if stored >= 2_500_000 else 0.5
     sizes = ", ".join(f"{fmt} {size / 2**20:,.0f} MB" for fmt, size in made["sizes"].items())
     print(
         f"export: {lines:,} lines in {args.files} files per format, {made['spans'] / lines:.0%} spans, "
@@ -617,7 +644,7 @@ def main() -> None:
                 if count != (stored,):
                     sys.exit(f"{fmt}: the ingest stored {count} rows, expected {stored:,}")
                 totals = summary["totals"]
-                copy_seconds = bench_ingest.run_copy(database, made["copy_path"])
+                copy_seconds = bench_ingest.run_copy(database, Path(made["copy_path"]))
             finally:
                 with server.connect(autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 import orjson
 
 from .normalize import COPY_COLUMNS, Normalizer, RowError, version_key
-from .readers import BadRow, UnreadableFile
+from .readers import BadRow, SkippedRow, UnreadableFile
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def make_chunks(
     """Normalise ``rows`` into chunks; ``position`` (a callable) tells progress at each chunk's end.
     With ``recent``, rows whose ids it holds are marked repeated, and it learns this source's ids."""
     normalizer = options.normalizer()
-    from_text, from_dict = normalizer.from_text, normalizer.from_dict
+    from_text, from_dict, skipped = normalizer.from_text, normalizer.from_dict, normalizer.skipped
     chunk_rows = options.chunk_rows
     earlier = recent.snapshot() if recent is not None else frozenset()
     lines: list[str] = []
@@ -163,6 +163,9 @@ def make_chunks(
         try:
             if item.__class__ is bytes or item.__class__ is str:  # a JSONL line: the common case
                 result = from_text(item)
+            elif item.__class__ is SkippedRow:  # the reader told its type, and read no more of it
+                skipped[item.type] += 1
+                result = None
             elif isinstance(item, dict):
                 result = from_dict(item)
             elif isinstance(item, BadRow):

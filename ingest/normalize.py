@@ -12,6 +12,7 @@ rule once; export lines in the common shape only get there faster (msgspec decod
 Rules (docs/ingest.md says the same for users):
 
 - Only ``EVENT`` and ``GENERATION`` rows load; ``id``, ``trace_id``, ``type`` and ``start_time`` are required.
+  A JSONL line of another type is told by its head (:func:`skipped_type`) and not read further.
 - Timestamps: ISO-8601 with ``Z`` or an offset, or Langfuse's ``YYYY-MM-DD HH:MM:SS.ffffff`` without a zone,
   which is UTC. ``updated_at`` falls back to ``created_at``, then to ``start_time``, so every row has a
   version.
@@ -513,7 +514,7 @@ class _ExportRow(msgspec.Struct, gc=False):
     Decoding a JSONL line into this skips every other field without building it, about a third of the work
     of reading a row. The types only admit what the general reading (orjson, then a dict) turns into the very
     same values: a line that does not fit (another type, integers beyond 64 bits, camelCase keys,
-    ``--with-io``, text that is not ASCII, which orjson checks more strictly) is read the general way.
+    ``--with-io``, bytes that are not UTF-8, which skipping a field does not check) is read the general way.
     The first 20 fields are in the order of ``_SNAKE``.
     """
 
@@ -552,6 +553,55 @@ _UNSET = msgspec.UNSET
 _MSGSPEC_ERROR = msgspec.MsgspecError
 
 
+def _is_utf8(text: bytes) -> bool:
+    """Whether the bytes are UTF-8: the fast decoding skips the fields it does not read without checking
+    them, and a line that is not UTF-8 is not JSON, wherever the bad bytes are."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_TYPE_KEY = b'"type":'
+_TYPE_HEAD = 4096  # bytes of a line searched for its type: Langfuse writes it seventh, after the ids
+_SKIPPED_OF: dict[bytes, str | None] = {}
+
+
+def skipped_type(line: bytes) -> str | None:
+    """The type of a JSONL line when it is one that is not loaded (upper case), read from its bytes without
+    decoding the line; None when it is a loaded type, or when the head of the line does not show it plainly
+    (then the line is decoded as usual).
+
+    The type is the value of the first ``"type":`` key at the top level of the object, found when no other
+    object or array opens before it (so it cannot be a nested key: Langfuse writes it before any object) and
+    it is preceded by ``{``, ``,`` or a space (so its quote opens a key: a quote inside a string is escaped).
+    The rest of a skipped line is not read: neither its ``input`` and ``output`` nor its syntax."""
+    at = line.find(_TYPE_KEY, 0, _TYPE_HEAD)
+    if at <= 0 or line[0] != 123 or line[at - 1] not in b"{, " or b"{" in line[1:at] or b"[" in line[:at]:
+        return None
+    start = at + 7
+    while line[start : start + 1] == b" ":
+        start += 1
+    if line[start : start + 1] != b'"':
+        return None
+    end = line.find(b'"', start + 1, start + 66)
+    if end < 0:
+        return None
+    value = line[start + 1 : end]
+    try:
+        return _SKIPPED_OF[value]
+    except KeyError:
+        pass
+    skipped = None
+    if value and value.replace(b"_", b"").isalnum():  # ASCII letters, digits, underscores: no escapes
+        upper = value.decode().upper()
+        skipped = None if upper in LOADED_TYPES else upper
+    if len(_SKIPPED_OF) < 1000:
+        _SKIPPED_OF[value] = skipped
+    return skipped
+
+
 class Normalizer:
     """Normalises the rows of one source (one file or one API page run); holds that source's detected
     latency unit and its counts of skipped types."""
@@ -572,7 +622,12 @@ class Normalizer:
 
     def from_text(self, text: bytes | str) -> tuple[str, str, str] | None:
         """Normalise the JSON text of one row (a JSONL line)."""
-        if not self.with_io and text.__class__ is bytes and text.isascii():  # type: ignore[union-attr]
+        if isinstance(text, bytes):
+            skipped = skipped_type(text)
+            if skipped is not None:
+                self.skipped[skipped] += 1
+                return None
+        if not self.with_io and isinstance(text, bytes) and (text.isascii() or _is_utf8(text)):
             try:
                 row = _decode_export_row(text)
             except _MSGSPEC_ERROR:

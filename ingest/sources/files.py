@@ -351,7 +351,8 @@ def ingest_files(
                     if outcomes[i] is None:
                         suffix = copy_suffix(task.name, result.batch_id)
                         tickets[i] = parser.submit(
-                            FileSource(task.path, task.name, task.fmt), replace(options, suffix=suffix)
+                            FileSource(task.path, task.name, task.fmt, with_io=with_io),
+                            replace(options, suffix=suffix),
                         )
             reporter.start(plan.tasks)
             try:
