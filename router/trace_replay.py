@@ -15,6 +15,11 @@ The SDK's batch span processor then exports in its own thread, as it always does
 - **Nothing is lost at a normal exit.** An ``atexit`` hook, registered after the SDK's own, replays what is
   queued first, so the SDK's shutdown then exports it (or the offline sink writes it). :meth:`flush` does the
   same on demand, and :meth:`shutdown` stops the worker.
+- **Short turns on the interpreter lock.** The request path and these threads share one interpreter lock;
+  a thread that holds it until Python takes it away (every 5 ms) makes a request wait that long, and far
+  longer when the operating system pauses that thread meanwhile on a busy machine. So the worker hands the
+  lock back after every trace (:func:`yield_interpreter`, a few hundred microseconds of work), and the
+  offline sink after every few dozen rows: a request waits at most about one trace's replay.
 - **Nothing is dropped downstream.** OpenTelemetry's queue drops spans silently when full (2,048 by default),
   so the worker flushes the provider itself every ~1,000 spans: a slow exporter slows the worker, not the
   requests, and the bounded queue above is where traces are counted when they are dropped.
@@ -26,6 +31,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,6 +52,13 @@ _SPANS_PER_FLUSH = 1_000
 #: Records taken from the queue at a time.
 _CHUNK = 64
 _STOP = object()
+
+
+def yield_interpreter() -> None:
+    """Let a thread waiting for the interpreter lock (a request) run now: ``time.sleep(0)`` releases the lock
+    and takes it back, after the waiting thread got its turn."""
+    time.sleep(0)
+
 
 #: One step of a request, as recorded: ``(kind, seconds, *arguments)``.
 Step = tuple[Any, ...]
@@ -223,6 +236,7 @@ class Replayer:
                     continue
                 self._replay(*item)
                 done += 1
+                yield_interpreter()
             if self._spans_since_flush >= _SPANS_PER_FLUSH:
                 self._spans_since_flush = 0
                 self._flush_provider()
