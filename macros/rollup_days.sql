@@ -1,6 +1,7 @@
 {#-
-    Daily roll-ups of an incremental model (int_requests_daily, int_fallbacks_hourly): which UTC days an
-    incremental run rebuilds, and which it deletes.
+    Daily roll-ups of an incremental model (int_requests_daily, int_fallbacks_hourly, and
+    int_fallbacks_hourly_by_type of int_fallbacks_hourly): which UTC days an incremental run rebuilds, and
+    which it deletes.
 
     A roll-up is replaced a whole day at a time (delete+insert on its day column). A day is rebuilt when one
     of its rows was recomputed upstream since the roll-up's last run (`dbt_refreshed_at` after the newest
@@ -10,11 +11,15 @@
 -#}
 
 {#- The days to rebuild: a query returning one column `day`. `rollup` is the roll-up itself (`this`),
-    `counted` its column holding the number of upstream rows it sums. -#}
-{% macro rollup_days_to_rebuild(rollup, rollup_day, counted, rows, row_day) -%}
+    `counted` its column holding the number of upstream rows it sums. A roll-up of a roll-up names the
+    upstream's `refreshed` column (its `rows_refreshed_through`) and how the upstream counts a day's rows
+    (`upstream_count`, e.g. the sum of its own `counted` column). -#}
+{% macro rollup_days_to_rebuild(
+    rollup, rollup_day, counted, rows, row_day, refreshed='dbt_refreshed_at', upstream_count='count(*)'
+) -%}
     select {{ row_day }} as day
     from {{ rows }}
-    where dbt_refreshed_at > (
+    where {{ refreshed }} > (
         select coalesce(max(rows_refreshed_through), '-infinity'::timestamptz) from {{ rollup }}
     )
 
@@ -22,7 +27,7 @@
 
     select upstream.day
     from (
-        select {{ row_day }} as day, count(*) as row_count
+        select {{ row_day }} as day, {{ upstream_count }} as row_count
         from {{ rows }}
         group by {{ row_day }}
     ) as upstream

@@ -1,7 +1,7 @@
 {#-
     The dashboards' roll-ups tie out with the rows they sum: for every UTC day, int_requests_daily counts
-    as many requests as int_requests holds, and int_fallbacks_hourly as many fallbacks as
-    int_fallback_events_enriched. Returns the days that disagree; run `dbt build --full-refresh` if it ever
+    as many requests as int_requests holds, and int_fallbacks_hourly and int_fallbacks_hourly_by_type as
+    many fallbacks as int_fallback_events_enriched. Returns the days that disagree; run `dbt build --full-refresh` if it ever
     fails.
 -#}
 
@@ -39,6 +39,14 @@ fallbacks_rolled_up as (
 
 ),
 
+fallbacks_by_type_rolled_up as (
+
+    select fallback_date as day, sum(fallback_count) as rolled_up
+    from {{ ref('int_fallbacks_hourly_by_type') }}
+    group by fallback_date
+
+),
+
 compared as (
 
     select 'int_requests_daily' as roll_up, coalesce(r.day, u.day) as day, r.upstream, u.rolled_up
@@ -50,6 +58,12 @@ compared as (
     select 'int_fallbacks_hourly', coalesce(f.day, u.day), f.upstream, u.rolled_up
     from fallbacks as f
     full outer join fallbacks_rolled_up as u on f.day = u.day
+
+    union all
+
+    select 'int_fallbacks_hourly_by_type', coalesce(f.day, u.day), f.upstream, u.rolled_up
+    from fallbacks as f
+    full outer join fallbacks_by_type_rolled_up as u on f.day = u.day
 
 )
 

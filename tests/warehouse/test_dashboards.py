@@ -61,7 +61,12 @@ DASHBOARD_VIEWS = (
     "performance_recommendations",
     "fallback_alerts",
 )
-NEW_INCREMENTAL = ("int_requests", "int_requests_daily", "int_fallbacks_hourly")
+NEW_INCREMENTAL = (
+    "int_requests",
+    "int_requests_daily",
+    "int_fallbacks_hourly",
+    "int_fallbacks_hourly_by_type",
+)
 
 
 def pair(original: str, fallback: str | None) -> str:

@@ -12,14 +12,11 @@ fallback_types as (
 
 ),
 
+-- one row per hour and type with a fallback: the roll-up's own grain, nothing left to add up
 counted as (
 
-    select
-        hour_start,
-        fallback_type,
-        sum(fallback_count) as fallback_count
-    from ({{ dashboard_window_rows(ref('int_fallbacks_hourly'), 'fallback_date') }}) as window_rows
-    group by hour_start, fallback_type
+    select hour_start, fallback_type, fallback_count
+    from ({{ dashboard_window_rows(ref('int_fallbacks_hourly_by_type'), 'fallback_date') }}) as window_rows
 
 ),
 

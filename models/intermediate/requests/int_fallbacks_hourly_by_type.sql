@@ -1,0 +1,62 @@
+{{
+    config(
+        materialized=intermediate_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='fallback_date',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['fallback_date']},
+        ],
+        post_hook=[
+            "{{ delete_rollup_days_without_rows(this, 'fallback_date', ref('int_fallbacks_hourly'), 'fallback_date') }}",
+            "{{ analyze_model(this) }}",
+        ],
+    )
+}}
+
+with
+
+pairs as (
+
+    select * from {{ ref('int_fallbacks_hourly') }}
+
+),
+
+{% if is_incremental() %}
+
+days_to_rebuild as (
+
+    {{ rollup_days_to_rebuild(
+        this, 'fallback_date', 'fallback_count', ref('int_fallbacks_hourly'), 'fallback_date',
+        refreshed='rows_refreshed_through', upstream_count='sum(fallback_count)'
+    ) }}
+
+),
+
+{% endif %}
+
+hourly as (
+
+    select
+        fallback_date,
+        hour_start,
+        fallback_type,
+        cast(sum(fallback_count) as bigint) as fallback_count
+    from pairs
+    {% if is_incremental() %}
+        where fallback_date in (select day from days_to_rebuild)
+    {% endif %}
+    group by fallback_date, hour_start, fallback_type
+
+),
+
+final as (
+
+    select
+        *,
+        (select max(rows_refreshed_through) from pairs) as rows_refreshed_through
+    from hourly
+
+)
+
+select * from final
