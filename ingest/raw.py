@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+import psycopg
 
 from autopicker.errors import UserError
 
 from .db import Database, connection_failure
-from .schema import ensure_schema
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+#: The mark :func:`ingest.schema.ensure_schema` leaves on a schema it has brought up to date (the comment on
+#: schema ``langfuse_raw``), with this version's :func:`ingest.schema.fingerprint` (a test keeps the two
+#: equal). A run that finds it skips the comparison, and SQLAlchemy, whose import and reflection are most
+#: of a small ingest's time.
+SCHEMA_MARK = "autopicker raw schema 00f0be76882e4c92"
+_MARK_QUERY = "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'langfuse_raw'"
 
 
 @cache
 def engine(url: str) -> sa.Engine:
     """One pooled SQLAlchemy engine per database URL."""
+    import sqlalchemy as sa
+
     return sa.create_engine("postgresql+psycopg://" + url.split("://", 1)[1], pool_pre_ping=True)
 
 
 def ensure_raw_schema(database: Database) -> None:
-    """Create or upgrade schema ``langfuse_raw`` in ``database``."""
+    """Create or upgrade schema ``langfuse_raw`` in ``database`` (one query when it is marked current)."""
+    try:
+        with database.connect() as conn:
+            row = conn.execute(_MARK_QUERY).fetchone()
+        if row is not None and row[0] == SCHEMA_MARK:
+            return
+    except psycopg.Error:
+        pass  # the full check below reports what is wrong
+    from sqlalchemy.exc import OperationalError
+
+    from .schema import ensure_schema
+
     try:
         with engine(database.url).begin() as conn:
             ensure_schema(conn)

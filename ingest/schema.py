@@ -8,6 +8,8 @@ snake_case export names; the loader's own columns start with an underscore.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 from sqlalchemy import (
@@ -26,8 +28,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.exc import DBAPIError
 
 from autopicker.export_row import LOADED, Field
+
+logger = logging.getLogger(__name__)
 
 RAW_SCHEMA = "langfuse_raw"
 TS = TIMESTAMP(timezone=True)
@@ -194,3 +199,29 @@ def ensure_schema(conn: Connection) -> None:
         for index in table.indexes:
             if index.name not in indexes:
                 index.create(conn, checkfirst=True)
+    _mark(conn)
+
+
+def fingerprint() -> str:
+    """A digest of the schema this version creates (tables, columns, types, defaults, indexes, retired
+    indexes): the mark :func:`ensure_schema` leaves on the schema, so that a run that finds it needs one
+    query instead of a comparison. ``ingest.raw.SCHEMA_MARK`` holds it for that query."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    parts = [f"retired {' '.join(RETIRED_INDEXES)}"]
+    for table in metadata.sorted_tables:
+        parts.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        parts += sorted(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _mark(conn: Connection) -> None:
+    """Leave this version's mark on the schema; a role that does not own it cannot, and the next run then
+    compares the schema again, as it did before there was a mark."""
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"comment on schema {RAW_SCHEMA} is 'autopicker raw schema {fingerprint()}'"))
+    except DBAPIError:
+        logger.info("cannot mark schema %s as current (not its owner)", RAW_SCHEMA)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.db import Database
-from ingest.raw import ensure_raw_schema
+from ingest.raw import SCHEMA_MARK, ensure_raw_schema
+from ingest.schema import fingerprint
 from tests.support.export_files import V2_FIXTURE
 from tests.support.ingest_runner import query, run_ingest, stored
 
@@ -71,3 +72,21 @@ def test_an_older_warehouse_is_upgraded_in_place(cli_env: Database, tmp_path: Pa
     assert _id_collation(cli_env) is None  # the key stays as it was: correct, only slower to load
     assert "old1" in stored(cli_env) and len(stored(cli_env)) == 6
     assert query(cli_env, "SELECT count(*) AS n FROM public.stg_events")[0]["n"] == 6
+
+
+def test_the_schema_mark_is_this_versions_fingerprint() -> None:
+    # A change to the raw schema changes its fingerprint: SCHEMA_MARK in ingest/raw.py must follow it, or runs
+    # would take an older schema for the current one.
+    assert f"autopicker raw schema {fingerprint()}" == SCHEMA_MARK
+
+
+def test_a_schema_is_compared_again_unless_it_carries_the_mark(database: Database) -> None:
+    ensure_raw_schema(database)
+    comment = "SELECT obj_description('langfuse_raw'::regnamespace, 'pg_namespace') AS c"
+    assert query(database, comment)[0]["c"] == SCHEMA_MARK
+    with database.connect(autocommit=True) as conn:
+        conn.execute("DROP INDEX langfuse_raw.observations_start_time_brin")
+        conn.execute("COMMENT ON SCHEMA langfuse_raw IS 'an earlier version'")
+    ensure_raw_schema(database)  # the mark is not this version's: the schema is compared and repaired
+    assert "observations_start_time_brin" in _indexes(database)
+    assert query(database, comment)[0]["c"] == SCHEMA_MARK
