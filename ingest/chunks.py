@@ -57,6 +57,10 @@ REJECTS_KEPT = 1000
 #: parser and the database take turns being the slower one; four chunks of slack keep both busy).
 THREAD_AHEAD = 2
 READ_AHEAD = 4
+#: A file's first chunk holds chunk_rows // RAMP rows, the next ones twice as many each, up to chunk_rows.
+RAMP = 16
+#: Parser processes of a file ingest (see ParserPool).
+PARSERS = 2
 RAW_LIMIT = 100_000  # characters of a rejected row kept in rejected_rows.raw
 # For the parser process (glibc; ignored elsewhere, and a user's own settings win): a chunk's text and COPY
 # bytes are megabytes each, which glibc would map afresh and hand back every time, so that each chunk paid
@@ -158,6 +162,10 @@ def make_chunks(
     rejections: list[Rejection] = []
     read = duplicates = size = rejected = 0
     chunk_chars = CHUNK_CHARS
+    # A file's first chunks are small, doubling up to chunk_rows: the rows an export repeats from the run
+    # before come first, and a chunk with one of them stored already is copied again after a look-up (see
+    # ingest.loader), which then costs a small chunk rather than a whole one.
+    limit = max(chunk_rows // RAMP, 1) if recent is not None else chunk_rows
     for number, item in rows:
         read += 1
         try:
@@ -193,8 +201,9 @@ def make_chunks(
                 kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
                 if version != kept and version_key(version) > version_key(kept):
                     lines[at], numbers[at] = line, number
-        if read == chunk_rows or size > chunk_chars:
+        if read >= limit or size > chunk_chars:
             yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
+            limit = min(limit * 2, chunk_rows)
             if recent is not None:
                 recent.add(first_at)
             lines, numbers, first_at, repeated, rejections = [], [], {}, [], []
@@ -337,7 +346,7 @@ class ParserProcess:
     Sources must be picklable and importable (see :class:`ingest.readers.FileSource`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read_ahead: int = READ_AHEAD) -> None:
         tasks_read, tasks_write = os.pipe()
         results_read, results_write = os.pipe()
         _widen(results_write)
@@ -371,7 +380,7 @@ class ParserProcess:
         self._stopped = False
         # A reader thread takes chunks off the pipe while the caller writes, so the parser never waits for
         # the database: parsing is the longer of the two, and any pause in it is lost time.
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=read_ahead)
         self._reader = threading.Thread(target=self._read, name="ingest-parser-reader", daemon=True)
         self._reader.start()
 
@@ -435,6 +444,47 @@ class ParserProcess:
         self._results.close()
 
     def __enter__(self) -> ParserProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ParserPool:
+    """Parser processes that take the submitted sources in turn, so that as many sources are parsed side by
+    side, with the interface of one :class:`ParserProcess` (tickets consumed in the order submitted).
+
+    Parsing a file is CPU-bound Python: on a machine with a core to spare beside PostgreSQL (or one shared
+    with other work, where each process gets its share), two parsers keep the writer busier than one.
+    Each reads ahead fewer chunks than a lone parser, so the pool's memory stays about the same."""
+
+    def __init__(self, processes: int = PARSERS) -> None:
+        self._parsers: list[ParserProcess] = []
+        try:
+            for _ in range(processes):
+                self._parsers.append(ParserProcess(read_ahead=max(READ_AHEAD // processes, 1)))
+        except BaseException:
+            self.close()
+            raise
+        self._submitted = 0
+
+    def submit(self, source: RowSource, options: ParseOptions) -> int:
+        """Queue ``source`` for the next parser in turn; returns its ticket for :meth:`chunks`."""
+        ticket = self._submitted
+        self._parsers[ticket % len(self._parsers)].submit(source, options)
+        self._submitted += 1
+        return ticket
+
+    def chunks(self, ticket: int) -> Iterator[Chunk]:
+        """The chunks of the source with this ticket, as :meth:`ParserProcess.chunks` gives them."""
+        count = len(self._parsers)
+        return self._parsers[ticket % count].chunks(ticket // count)
+
+    def close(self) -> None:
+        for parser in self._parsers:
+            parser.close()
+
+    def __enter__(self) -> ParserPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

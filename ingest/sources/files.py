@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import psycopg
 
 from autopicker.errors import UsageError, UserError
-from ingest.chunks import REJECTS_KEPT, Chunk, ParseOptions, ParserFailed, ParserProcess
+from ingest.chunks import PARSERS, REJECTS_KEPT, Chunk, ParseOptions, ParserFailed, ParserPool
 from ingest.db import Database
 from ingest.loader import LoadStats, copy_suffix, finish_batch, load_chunks, start_batch
 from ingest.readers import SUPPORTED, FileFormat, FileSource, UnreadableFile, detect_format
@@ -333,10 +333,13 @@ def ingest_files(
         return result
     if not isinstance(database, Database):
         database = database()
-    # Every file to load is handed to one parser process: it parses them in order, each while the one before
-    # is still being written. It is started first, so that its interpreter starts while the schema is checked,
-    # and it is given the first file as soon as that file is known to be loaded.
-    with ParserProcess() as parser:
+    # Every file to load is handed to a pool of parser processes, which take them in turn and parse them
+    # ahead of the writer, each while the ones before are still being written. They are started first, so
+    # that their interpreters start while the schema is checked, and each file is handed over as soon as it
+    # is known to be loaded (hashed, and not loaded before).
+    # A parser of Parquet holds Arrow's libraries and buffers (about 100 MB more than one of text): a run with
+    # Parquet files has one parser, so that it stays within the same memory.
+    with ParserPool(1 if any(t.fmt.kind == "parquet" for t in plan.tasks) else PARSERS) as parser:
         ensure_raw_schema(database)
         with database.connect() as conn:
             result.batch_id = start_batch(conn, "files: " + " ".join(args))
@@ -344,16 +347,14 @@ def ingest_files(
             seen: dict[str, str] = {}
             outcomes: list[FileResult | None] = []
             tickets: dict[int, int] = {}
-            for part in (plan.tasks[:1], plan.tasks[1:]):
-                first = len(outcomes)
-                outcomes += _check_contents(conn, part, force, seen)
-                for i, task in enumerate(part, first):
-                    if outcomes[i] is None:
-                        suffix = copy_suffix(task.name, result.batch_id)
-                        tickets[i] = parser.submit(
-                            FileSource(task.path, task.name, task.fmt, with_io=with_io),
-                            replace(options, suffix=suffix),
-                        )
+            for i, task in enumerate(plan.tasks):
+                outcomes += _check_contents(conn, [task], force, seen)
+                if outcomes[i] is None:
+                    suffix = copy_suffix(task.name, result.batch_id)
+                    tickets[i] = parser.submit(
+                        FileSource(task.path, task.name, task.fmt, with_io=with_io),
+                        replace(options, suffix=suffix),
+                    )
             reporter.start(plan.tasks)
             try:
                 for i, task in enumerate(plan.tasks):
@@ -399,10 +400,11 @@ def _check_contents(
             continue
         seen[key] = task.name
         outcomes.append(None)
-    if not force:
+    hashes = [t.content_hash for t, o in zip(tasks, outcomes, strict=True) if o is None]
+    if hashes and not force:
         rows = conn.execute(
             "SELECT content_hash, file_format FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)",
-            ([key.split(" ")[0] for key in seen],),
+            (hashes,),
         ).fetchall()
         conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
         loaded: dict[str, str | None] = {r[0]: r[1] for r in rows}
