@@ -12,10 +12,10 @@ turned off, because they sleep on wall time and give up silently; :class:`Langfu
 - 401/403: one sentence about the keys, without retrying (the secret key is never shown);
 - every attempt first takes a slot of the :class:`~ingest.sources.request_budget.RequestBudget`.
 
-A page that fails the SDK's validation (one malformed row makes the whole response invalid) is fetched once
-more as plain JSON through the same HTTP client, each row is validated on its own against the SDK's model,
-and only the rows that do not validate come back as :class:`~ingest.readers.BadRow` with the reason; the
-rest of the page loads.
+Pages of observations are read as JSON with every digit of their numbers (fractions as Decimal, integers of
+any size: the SDK's own parsing would make costs and metadata numbers floats), through the same HTTP client.
+Each row is validated on its own against the SDK's model (``ObservationV2``): only the rows that do not
+validate come back as :class:`~ingest.readers.BadRow` with the reason; the rest of the page loads as read.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 import orjson
 import pydantic
 import tenacity
@@ -107,8 +109,6 @@ class Page:
     rows: list[Any]
     cursor: str | None
     oldest_start: datetime | None
-    #: Whether the page was re-read as plain JSON because a row failed the SDK's validation.
-    revalidated: bool = False
 
 
 class _Retryable(Exception):
@@ -193,21 +193,8 @@ class LangfuseReader:
             "from_start_time": from_start_time,
             "to_start_time": to_start_time,
         }
-        what = "GET /api/public/v2/observations"
-        try:
-            response = self._call(
-                what, lambda: self._api.observations.get_many(**query, request_options=self._options)
-            )  # type: ignore[arg-type]
-        except pydantic.ValidationError as exc:
-            logger.warning(
-                "a page failed the SDK's validation (%s); re-reading it row by row", _validation_reason(exc)
-            )
-            payload = self._call(what, lambda: self._raw_observations(query))
-            return _page_from_json(payload)
-        rows = [observation.dict() for observation in response.data]
-        self.rows_received += len(rows)
-        oldest = min((o.start_time for o in response.data), default=None)
-        return Page(rows, response.meta.cursor, oldest)
+        payload = self._call("GET /api/public/v2/observations", lambda: self._raw_observations(query))
+        return _page_from_json(payload)
 
     def _raw_observations(self, query: dict[str, Any]) -> Any:
         params = {
@@ -230,8 +217,8 @@ class LangfuseReader:
                 body = orjson.loads(response.content)
             raise self._classify(response.status_code, response.headers, body, what)
         try:
-            payload = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            payload = _exact_json(response.content)
+        except msgspec.DecodeError:
             raise _Retryable("the answer was not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise UserError(f"Langfuse answered {what} with something that is not a page of observations.")
@@ -333,7 +320,7 @@ def _page_from_json(payload: dict[str, Any]) -> Page:
         starts.append(observation.start_time)
     meta = payload.get("meta")
     cursor = meta.get("cursor") if isinstance(meta, dict) else None
-    return Page(rows, cursor or None, min(starts, default=None), revalidated=True)
+    return Page(rows, cursor or None, min(starts, default=None))
 
 
 @cache
@@ -380,5 +367,14 @@ def _serialized(moment: datetime | None) -> str | None:
     return aware.isoformat().replace("+00:00", "Z")
 
 
+#: JSON with every digit: fractions as Decimal, integers of any size (as the file ingest reads them).
+_exact_json = msgspec.json.Decoder(float_hook=Decimal).decode
+_exact_text = msgspec.json.Encoder(decimal_format="number").encode
+
+
 def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    """A row as JSON text, its numbers as they were read."""
+    try:
+        return _exact_text(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        return orjson.dumps(value, default=str).decode()

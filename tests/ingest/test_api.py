@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,36 @@ def test_a_malformed_row_is_rejected_and_the_rest_of_its_page_loads(
     assert row_number == 8
     assert "usageDetails" in error and "integer" in error
     assert '"id":"gen-00007"' in raw
+
+
+def test_costs_and_metadata_numbers_keep_every_digit(database: Database, server: LangfuseAPIServer) -> None:
+    # The SDK's parsing once made costs floats: 0.12345678901234567890123 was stored as 0.12345678901234568.
+    clock = RecordingClock()
+    exact = Decimal("0.12345678901234567890123")
+    row = observation(
+        "gen-exact", "GENERATION", clock.now() - MINUTE, metadata={"n": 12345678901234567890123}
+    )
+    row["metadata"]["f"] = Decimal("1.000000000000000000001")
+    row["totalCost"] = exact
+    row["costDetails"] = {"total": exact}
+    row["usageDetails"] = {"input": 123456789012345678901234567890}
+    server.state.observations.append(row)
+
+    report, _ = ingest(database, server, clock, types=("GENERATION",))
+
+    assert report.stats.inserted == 1 and report.stats.rejected == 0
+    with database.connect() as conn:
+        stored_row = conn.execute(
+            "SELECT total_cost, metadata->>'n', metadata->>'f', cost_details->>'total', "
+            "usage_details->>'input' FROM langfuse_raw.observations"
+        ).fetchone()
+    assert stored_row == (
+        exact,
+        "12345678901234567890123",
+        "1.000000000000000000001",
+        str(exact),
+        "123456789012345678901234567890",
+    )
 
 
 def test_the_request_budget_lets_at_most_n_requests_start_in_any_minute() -> None:

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import msgspec
+
 FIELD_GROUPS: dict[str, tuple[str, ...]] = {
     "core": ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type"),
     "basic": (
@@ -46,6 +48,9 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
     "metrics": ("latency", "timeToFirstToken"),
     "trace_context": ("traceName", "tags", "release"),
 }
+
+
+_ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
 
 def _parse_time(value: str) -> datetime:
@@ -97,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
+        payload = _ENCODE(body)  # a Decimal is written as the number it holds, digit for digit
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
