@@ -125,6 +125,57 @@ def connection_failure(exc: BaseException) -> str:
     return f"{reason} ({hint[:1].lower()}{hint[1:]})" if hint else reason
 
 
+#: SQLSTATEs with which the server ends the session: shut down, crashed, or not taking connections yet.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
+#: The cause of a failure that leaves the connection open, by SQLSTATE, then by its class (two characters).
+_CAUSES = {
+    "53100": "the database server is out of disk space",
+    "53200": "the database server is out of memory",
+    "53300": "the database server has too many connections",
+    "57014": "the statement was cancelled",
+    "55P03": "a lock was not granted in time",
+    "40001": "a concurrent transaction conflicted with this one",
+    "40P01": "a deadlock with another transaction",
+    "53": "the database server ran short of a resource",
+    "54": "a limit of the database server was exceeded",
+    "55": "the database was not in the state the statement needs",
+    "57": "an administrator or the server stopped the statement",
+    "58": "the database server had a system error",
+    "40": "the transaction was rolled back",
+}
+
+
+def connection_lost(exc: BaseException, conn: psycopg.Connection | None = None) -> bool:
+    """Whether an error means the connection is gone (or never came), rather than a statement failed on a
+    connection that still works: out of disk or memory, cancelled, timed out, and so on."""
+    if conn is not None and conn.broken:
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What made a statement fail, in one line: the cause, then PostgreSQL's own words in parentheses."""
+    diag = getattr(exc, "diag", None)
+    lines = str(exc).strip().splitlines()
+    message = (diag.message_primary if diag is not None else None) or (
+        lines[0] if lines else type(exc).__name__
+    )
+    state: str | None = getattr(exc, "sqlstate", None)
+    if state is None:
+        return message
+    cause = _CAUSES.get(state) or _CAUSES.get(state[:2])
+    return f"{cause} ({message})" if cause else f"{message} (SQLSTATE {state})"
+
+
+def load_failure(exc: BaseException, conn: psycopg.Connection | None, what: str) -> str:
+    """The sentence for a database error that ended the load of one file (one transaction: nothing of it
+    stays): a lost connection only when the connection is really gone."""
+    if connection_lost(exc, conn):
+        return f"Lost the database connection while loading {what}: {connection_failure(exc)}"
+    return f"Loading {what} failed in the database: {failure_cause(exc)}; nothing from it was stored."
+
+
 def _url_from_params(params: dict[str, str]) -> str:
     user = quote(params.get("user", "postgres"), safe="")
     password = params.get("password")

@@ -9,7 +9,7 @@ import psycopg
 
 from autopicker.errors import UserError
 
-from .db import Database, connection_failure
+from .db import Database, connection_failure, connection_lost, failure_cause
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -47,8 +47,14 @@ def ensure_raw_schema(database: Database) -> None:
         with engine(database.url).begin() as conn:
             ensure_schema(conn)
     except OperationalError as exc:
-        reason = connection_failure(exc.orig) if exc.orig else type(exc).__name__
-        raise UserError(f"Cannot connect to the database at {database.redacted()}: {reason}") from None
+        cause = exc.orig or exc
+        if connection_lost(cause):
+            reason = connection_failure(cause)
+            raise UserError(f"Cannot connect to the database at {database.redacted()}: {reason}") from None
+        raise UserError(
+            f"The database at {database.redacted()} could not create or upgrade schema langfuse_raw: "
+            f"{failure_cause(cause)}."
+        ) from None
 
 
 def delete_project(database: Database, project_id: str) -> int:

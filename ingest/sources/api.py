@@ -40,7 +40,7 @@ import psycopg
 
 from autopicker.clock import Clock
 from autopicker.errors import UserError
-from ingest.db import Database
+from ingest.db import Database, connection_failure, connection_lost, failure_cause
 from ingest.loader import LoadStats, finish_batch, load_rows, start_batch
 from ingest.sources.langfuse_client import MAX_PAGE_SIZE, WAREHOUSE_FIELDS, LangfuseReader
 
@@ -147,10 +147,12 @@ def run_api_ingest(
                 report.types[typ] = TypeReport(typ)
                 _ingest_type(conn, reader, options, report, report.types[typ], now, on_page)
         except psycopg.OperationalError as exc:
-            raise UserError(
-                f"Lost the connection to the database at {database.redacted()}: {_first_line(exc)}; what was "
-                "committed is kept and the next run resumes."
-            ) from None
+            failure = (
+                f"Lost the connection to the database at {database.redacted()}: {connection_failure(exc)}"
+                if connection_lost(exc, conn)
+                else f"The database at {database.redacted()} stopped the ingest: {failure_cause(exc)}"
+            )
+            raise UserError(f"{failure}; what was committed is kept and the next run resumes.") from None
         finally:
             report.requests, report.retries = reader.requests, reader.retries
             report.budget_wait = reader.budget.waited
@@ -159,11 +161,6 @@ def run_api_ingest(
             except psycopg.Error as exc:  # the failure that got us here is the one to report
                 logger.warning("could not record the end of load batch %d: %s", report.batch_id, exc)
     return report
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_options(options: ApiIngestOptions, now: datetime) -> None:

@@ -46,7 +46,7 @@ import psycopg
 
 from autopicker.errors import UsageError, UserError
 from ingest.chunks import PARSERS, REJECTS_KEPT, Chunk, ParseOptions, ParserFailed, ParserPool
-from ingest.db import Database
+from ingest.db import Database, load_failure
 from ingest.loader import LoadStats, copy_suffix, finish_batch, load_chunks, start_batch
 from ingest.readers import SUPPORTED, FileFormat, FileSource, UnreadableFile, detect_format
 
@@ -491,6 +491,5 @@ def _load_file(
         error = f"{task.name}: the parser failed; nothing from it was loaded."
         return FileResult(task, "failed", error=error, seconds=time.monotonic() - started)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"Lost the database connection while loading {task.name}: {reason}") from None
+        raise UserError(load_failure(exc, conn, task.name)) from None
     return FileResult(task, "loaded", stats, mismatch[0] if mismatch else None, time.monotonic() - started)

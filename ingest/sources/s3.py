@@ -40,7 +40,7 @@ from typing import Any
 import psycopg
 
 from autopicker.errors import UsageError, UserError
-from ingest.db import Database
+from ingest.db import Database, load_failure
 from ingest.loader import LoadStats, finish_batch, load_source, start_batch
 from ingest.readers import FileFormat, UnreadableFile, detect_format, read_rows
 from ingest.sources.files import LOADED_TABLES, FileResult, FileTask, Reporter, RunResult, read_manifest
@@ -534,8 +534,7 @@ def _load_object(
             seconds=time.monotonic() - started,
         )
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"Lost the database connection while loading {obj.url}: {reason}") from None
+        raise UserError(load_failure(exc, conn, obj.url)) from None
     reporter.file_progress(task, stats.rows_read, obj.size)
     return FileResult(task, "loaded", stats, mismatch[0] if mismatch else None, time.monotonic() - started)
 
