@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autopicker.errors import UsageError
 from ingest.db import Database, project_dir
@@ -88,7 +89,7 @@ class DbtOutcome:
 
     code: int
     statuses: Counter[str] = field(default_factory=Counter)
-    #: nodes whose status was ``warn``: a data test or source freshness check that warned
+    #: what warned, one entry a node: a data test (see :func:`_warned`) or a source freshness check
     warned: tuple[str, ...] = ()
 
 
@@ -140,6 +141,30 @@ def _invoke(args: Sequence[str], env: dict[str, str], project: Path | None) -> D
         status = str(getattr(node_result.status, "value", node_result.status))
         statuses[status] += 1
         if status == "warn":
-            node = getattr(node_result, "node", None)
-            warned.append(str(getattr(node, "name", None) or getattr(node, "unique_id", "?")))
+            warned.append(_warned(node_result))
     return DbtOutcome(0 if result.success else 1, statuses, tuple(warned))
+
+
+def _warned(node_result: Any) -> str:
+    """A node that warned, for a person: a generic test by its kind, column and model or source
+    (``accepted_values of level in source langfuse.observations``), any other node by its name; then the
+    number of rows it found."""
+    node = getattr(node_result, "node", None)
+    name = str(getattr(node, "name", None) or getattr(node, "unique_id", "?"))
+    test = getattr(node, "test_metadata", None)
+    attached = str(getattr(node, "attached_node", None) or "")  # "model.<project>.int_requests"
+    sources = getattr(node, "sources", None) or []  # a source's test: [["langfuse", "observations"]]
+    target = (
+        "model " + attached.split(".", 2)[2]
+        if attached.count(".") >= 2
+        else "source " + ".".join(sources[0])
+        if len(sources) == 1
+        else None
+    )
+    if test is not None and target is not None:
+        column = getattr(node, "column_name", None)
+        name = f"{test.name}{f' of {column}' if column else ''} in {target}"
+    failures = getattr(node_result, "failures", None)
+    if isinstance(failures, int):
+        name += f" ({failures:,} {'row' if failures == 1 else 'rows'})"
+    return name

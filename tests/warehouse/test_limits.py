@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from ingest.db import Database
 from ingest.loader import load_rows, start_batch
 from ingest.raw import ensure_raw_schema
-from tests.warehouse.test_views import Clock, DbtRun, Warehouse
+from tests.warehouse.test_views import Clock, DbtRun, Warehouse, run_cli
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_limits")]
 
@@ -416,3 +416,12 @@ def test_an_incremental_build_tests_recent_rows_and_dbt_test_every_row(built: Bu
     test = built.warehouse.dbt("test", "--select", "source:langfuse")
     assert build.status(LEVEL_TEST) == ("warn", 2)
     assert test.status(LEVEL_TEST) == ("warn", 3)
+
+
+def test_build_names_the_raw_value_test_that_warned(built: Built) -> None:
+    """`autopicker build` exits 0 when a test on raw values warns, and says which test, on which column of
+    which source: dbt's own log says it among hundreds of lines, under a generated name."""
+    done = run_cli("build", "--select", "source:langfuse", database=built.warehouse.database)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == ["warning: accepted_values of level in source langfuse.observations (2 rows) warned"]
