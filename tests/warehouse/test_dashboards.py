@@ -38,6 +38,7 @@ from tests.support.bi_roles import (
     stored_verifier,
     unique_role,
 )
+from tests.support.dbt_results import GREEN_BUILD, statuses_by_kind
 from tests.warehouse.test_views import GPT_MINI, HAIKU, PRO, Clock, DbtRun, Observations, Warehouse
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_dashboards")]
@@ -708,17 +709,7 @@ def hours_in_window(snap: Snapshot) -> int:
 def test_build_is_green_with_no_warning_but_the_alerts(first_stage: tuple[DbtRun, Snapshot]) -> None:
     run, _ = first_stage
     assert run.exit_code == 0
-    statuses: dict[str, set[str]] = {}
-    for uid, (status, _) in run.results.items():
-        if not uid.startswith("test.autopicker.alert_"):
-            statuses.setdefault(uid.split(".")[0], set()).add(status)
-    assert statuses == {
-        "operation": {"success"},  # the on-run-start hook (it creates the source on Spark only)
-        "model": {"success"},
-        "unit_test": {"pass"},
-        "test": {"pass"},
-        "exposure": {"no-op"},
-    }
+    assert statuses_by_kind(run.results) == GREEN_BUILD
     built = {uid.split(".")[2] for uid in run.results if uid.startswith("model.")}
     assert built >= set(DASHBOARD_VIEWS) | set(NEW_INCREMENTAL)
     # every new model has at least one unit test (unit_test.autopicker.<model>.<test>)
