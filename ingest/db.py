@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -221,13 +224,12 @@ def _embedded_url(start: bool) -> str:
     pgdata = _pgdata()
     if not start and not (pgdata / "PG_VERSION").exists():
         raise UserError("The embedded database does not exist yet; any command that needs it creates it.")
-    pgserver = _import_pgserver()
     pgdata.mkdir(parents=True, exist_ok=True)
     if not (pgdata / "PG_VERSION").exists():
         logger.info("creating the embedded PostgreSQL in %s", pgdata)
     _forget_dead_postmaster(pgdata)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = embedded_server(pgdata)
     except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
         raise UserError(f"Could not start the embedded PostgreSQL in {pgdata}: {exc}") from None
     url = server.get_uri()
@@ -254,6 +256,39 @@ def _require_passwords(pgdata: Path, database: Database) -> None:
     with database.connect(autocommit=True) as conn:
         conn.execute("select pg_reload_conf()")
     logger.info("the embedded PostgreSQL now asks every login but its owner for a password")
+
+
+#: How long the embedded server may take to start. pgserver gives pg_ctl 10 seconds, which a busy machine
+#: (a fresh initdb, every core taken) can exceed; the server pg_ctl started goes on starting after that.
+START_SECONDS = 180
+
+
+def embedded_server(pgdata: Path, cleanup_mode: str | None = None) -> Any:
+    """pgserver's handle on the server of ``pgdata``, started if need be. A start that outlasts pgserver's
+    own limit is waited for (up to :data:`START_SECONDS`) and the server taken over, rather than failed."""
+    pgserver = _import_pgserver()
+    try:
+        return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    except subprocess.TimeoutExpired:
+        logger.info("the embedded PostgreSQL in %s is slow to start; waiting for it", pgdata)
+    from pgserver.postgres_server import PostgresServer
+
+    PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)  # the handle that gave up on it
+    deadline = time.monotonic() + START_SECONDS
+    while not _postmaster_ready(pgdata):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"it did not start within {START_SECONDS} seconds")
+        time.sleep(0.2)
+    return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def _postmaster_ready(pgdata: Path) -> bool:
+    """Whether the server of ``postmaster.pid`` runs and has written that it takes connections."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return len(lines) >= 8 and lines[7].strip() == "ready" and _postmaster_alive(pgdata)
 
 
 def stop_embedded() -> bool:

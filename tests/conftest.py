@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from ingest.db import Database, configured_url
+from ingest.db import Database, configured_url, embedded_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,13 +30,12 @@ def pg_server() -> Iterator[Database]:
     if url:
         yield Database(url=url, embedded=False)
         return
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver
-
     # A folder of its own, not one of pytest's numbered temporary folders, which pytest prunes by rules of
     # its own across sessions: a server whose data folder vanishes shuts down under every later test.
     pgdata = Path(tempfile.mkdtemp(prefix="autopicker-test-pg-"))
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    # Started as the command line starts it: a start slower than pgserver's own limit (a busy machine) is
+    # waited for; it once failed, and every test of that xdist worker errored.
+    server = embedded_server(pgdata, cleanup_mode="delete")
     try:
         yield Database(url=server.get_uri(), embedded=True)
     finally:
