@@ -177,8 +177,16 @@ def ensure_schema(conn: Connection) -> None:
     which is correct, only slower to load.
     """
     conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+    existed = conn.execute(text("select 1 from pg_namespace where nspname = :s"), {"s": RAW_SCHEMA}).first()
     conn.execute(text(f"create schema if not exists {RAW_SCHEMA}"))
     metadata.create_all(conn, checkfirst=True)
+    if existed is not None:  # a schema created just now is as declared: nothing to compare
+        _upgrade(conn)
+    _mark(conn)
+
+
+def _upgrade(conn: Connection) -> None:
+    """Add the columns and indexes an existing schema lacks, and drop retired indexes."""
     inspector = inspect(conn)
     for table in metadata.sorted_tables:
         existing = {c["name"] for c in inspector.get_columns(table.name, schema=RAW_SCHEMA)}
@@ -199,7 +207,6 @@ def ensure_schema(conn: Connection) -> None:
         for index in table.indexes:
             if index.name not in indexes:
                 index.create(conn, checkfirst=True)
-    _mark(conn)
 
 
 def fingerprint() -> str:

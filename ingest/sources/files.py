@@ -38,6 +38,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -335,88 +336,87 @@ def ingest_files(
         database = database()
     # Every file to load is handed to a pool of parser processes, which take them in turn and parse them
     # ahead of the writer, each while the ones before are still being written. They are started first, so
-    # that their interpreters start while the schema is checked, and each file is handed over as soon as it
-    # is known to be loaded (hashed, and not loaded before).
+    # that their interpreters start while the schema is checked. Files are hashed in a thread (hashlib leaves
+    # the interpreter lock), from the start; each is handed to the parsers once it is known to be loaded
+    # (hashed, and not loaded before), a few files ahead of the one being written, so no file waits for the
+    # hashing of all the others.
     # A parser of Parquet holds Arrow's libraries and buffers (about 100 MB more than one of text): a run with
     # Parquet files has one parser, so that it stays within the same memory.
-    with ParserPool(1 if any(t.fmt.kind == "parquet" for t in plan.tasks) else PARSERS) as parser:
-        ensure_raw_schema(database)
-        with database.connect() as conn:
-            result.batch_id = start_batch(conn, "files: " + " ".join(args))
-            options = ParseOptions(with_io=with_io, latency_unit=latency_unit, suffix="")
-            seen: dict[str, str] = {}
-            outcomes: list[FileResult | None] = []
-            tickets: dict[int, int] = {}
-            for i, task in enumerate(plan.tasks):
-                outcomes += _check_contents(conn, [task], force, seen)
-                if outcomes[i] is None:
-                    suffix = copy_suffix(task.name, result.batch_id)
-                    tickets[i] = parser.submit(
-                        FileSource(task.path, task.name, task.fmt, with_io=with_io),
-                        replace(options, suffix=suffix),
-                    )
-            reporter.start(plan.tasks)
-            try:
-                for i, task in enumerate(plan.tasks):
-                    reporter.file_started(task)
-                    outcome = outcomes[i]
-                    if outcome is None:
-                        outcome = _load_file(conn, task, parser.chunks(tickets[i]), result.batch_id, reporter)
-                    result.files.append(outcome)
-                    result.totals.add(outcome.stats)
-                    if outcome.error:
-                        result.errors.append(outcome.error)
-                        reporter.error(outcome.error)
-                    reporter.file_done(outcome)
-            finally:
-                reporter.stop()
-            finish_batch(conn, result.batch_id, result.totals)
+    parsers = 1 if any(t.fmt.kind == "parquet" for t in plan.tasks) else PARSERS
+    with ParserPool(parsers) as parser, ThreadPoolExecutor(1, thread_name_prefix="ingest-hash") as hasher:
+        hashes = [hasher.submit(content_hash, task.path) for task in plan.tasks]
+        try:
+            ensure_raw_schema(database)
+            with database.connect() as conn:
+                batch_id = result.batch_id = start_batch(conn, "files: " + " ".join(args))
+                options = ParseOptions(with_io=with_io, latency_unit=latency_unit, suffix="")
+                seen: dict[str, str] = {}
+                outcomes: list[FileResult | None] = []
+                tickets: dict[int, int] = {}
+
+                def check(upto: int) -> None:
+                    """Check the files before ``upto`` that are not yet, and submit those to load."""
+                    for i in range(len(outcomes), min(upto, len(plan.tasks))):
+                        task = plan.tasks[i]
+                        outcomes.append(_check_content(conn, task, force, seen, hashes[i]))
+                        if outcomes[i] is None:
+                            suffix = copy_suffix(task.name, batch_id)
+                            tickets[i] = parser.submit(
+                                FileSource(task.path, task.name, task.fmt, with_io=with_io),
+                                replace(options, suffix=suffix),
+                            )
+
+                reporter.start(plan.tasks)
+                try:
+                    for i, task in enumerate(plan.tasks):
+                        check(i + 1 + parsers)  # this file, and the next ones the parsers can work on
+                        reporter.file_started(task)
+                        outcome = outcomes[i]
+                        if outcome is None:
+                            chunks = parser.chunks(tickets[i])
+                            outcome = _load_file(conn, task, chunks, batch_id, reporter)
+                        result.files.append(outcome)
+                        result.totals.add(outcome.stats)
+                        if outcome.error:
+                            result.errors.append(outcome.error)
+                            reporter.error(outcome.error)
+                        reporter.file_done(outcome)
+                finally:
+                    reporter.stop()
+                finish_batch(conn, batch_id, result.totals)
+        finally:
+            for pending in hashes:
+                pending.cancel()
     return result
 
 
-def _check_contents(
-    conn: psycopg.Connection, tasks: list[FileTask], force: bool, seen: dict[str, str]
-) -> list[FileResult | None]:
-    """Hash every file; the result of those that are not to be loaded (already loaded, repeated in this run,
-    unreadable), None for the others. ``seen`` holds the run's files checked before ("hash format" ->
-    name), and gets these."""
-    outcomes: list[FileResult | None] = []
-    if not tasks:
-        return outcomes
-    for task in tasks:
-        if task.size == 0 and task.expected_rows != 0:
-            error = f"{task.name} is empty (0 bytes): not a {format_label(task.fmt)} export file."
-            outcomes.append(FileResult(task, "failed", error=error))
-            continue
-        try:
-            task.content_hash = content_hash(task.path)
-        except OSError as exc:
-            outcomes.append(FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror}."))
-            continue
-        key = f"{task.content_hash} {format_label(task.fmt)}"
-        if key in seen and not force:
-            logger.info("%s has the same content as %s", task.name, seen[key])
-            outcomes.append(FileResult(task, "already loaded"))
-            continue
-        seen[key] = task.name
-        outcomes.append(None)
-    hashes = [t.content_hash for t, o in zip(tasks, outcomes, strict=True) if o is None]
-    if hashes and not force:
-        rows = conn.execute(
-            "SELECT content_hash, file_format FROM langfuse_raw.loaded_files WHERE content_hash = ANY(%s)",
-            (hashes,),
-        ).fetchall()
-        conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
-        loaded: dict[str, str | None] = {r[0]: r[1] for r in rows}
-        outcomes = [
-            FileResult(t, "already loaded")
-            if o is None
-            and t.content_hash in loaded
-            and loaded[t.content_hash] in (None, format_label(t.fmt))
-            else o
-            for t, o in zip(tasks, outcomes, strict=True)
-        ]
-    return outcomes
+def _check_content(
+    conn: psycopg.Connection, task: FileTask, force: bool, seen: dict[str, str], hashed: Future[str]
+) -> FileResult | None:
+    """The result of a file that is not to be loaded (already loaded, repeated in this run, unreadable),
+    None for one to load; ``hashed`` is its content hash being computed. ``seen`` holds the run's files
+    checked before ("hash format" -> name), and gets this one."""
+    if task.size == 0 and task.expected_rows != 0:
+        error = f"{task.name} is empty (0 bytes): not a {format_label(task.fmt)} export file."
+        return FileResult(task, "failed", error=error)
+    try:
+        task.content_hash = hashed.result()
+    except OSError as exc:
+        return FileResult(task, "failed", error=f"{task.name} cannot be read: {exc.strerror}.")
+    key = f"{task.content_hash} {format_label(task.fmt)}"
+    if key in seen and not force:
+        logger.info("%s has the same content as %s", task.name, seen[key])
+        return FileResult(task, "already loaded")
+    seen[key] = task.name
+    if force:
+        return None
+    row = conn.execute(
+        "SELECT file_format FROM langfuse_raw.loaded_files WHERE content_hash = %s", (task.content_hash,)
+    ).fetchone()
+    conn.rollback()  # end the read's transaction: each file loads in a transaction of its own
+    if row is not None and row[0] in (None, format_label(task.fmt)):
+        return FileResult(task, "already loaded")
+    return None
 
 
 def format_label(fmt: FileFormat) -> str:
