@@ -87,7 +87,7 @@
         threshold_usd as threshold,
         {{ var('alert_fallback_cost_window_minutes') }} as window_minutes,
         fallback_cost_usd > threshold_usd as fires,
-        '$' || fallback_cost_usd || ' for ' || fallback_requests || ' request'
+        '$' || {{ decimal_plain_text('fallback_cost_usd') }} || ' for ' || fallback_requests || ' request'
             || case when fallback_requests = 1 then '' else 's' end || ' with a fallback' as details
     from measured
 {%- endmacro %}

@@ -3,11 +3,17 @@
     30), today included. Whole days, so that a daily chart has no partial first day and every widget of a
     dashboard covers the same period: the bars of one widget add up to the lines of another.
 
-    `reporting_now()` is the one place the dashboards and the alerts read the clock; unit tests pin it.
+    `reporting_now()` is the one place the views read the clock; unit tests pin it, and so does the var
+    `reporting_now` (an instant, UTC: views that read the same rows on two engines give the same answer).
 -#}
 
 {% macro reporting_now() -%}
-    now()
+    {%- set pinned = var('reporting_now', none) -%}
+    {%- if pinned -%}
+        {{ utc_timestamp(pinned) }}
+    {%- else -%}
+        now()
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -71,3 +71,19 @@
 {% macro spark__type_float() -%}
     double
 {%- endmacro %}
+
+
+{#- A decimal as text, as PostgreSQL writes a numeric: no exponent, and (on Spark, whose decimals have a fixed
+    scale of 18) no trailing zeros. PostgreSQL keeps the scale of the values summed: $0.000200 there is
+    $0.0002 on Spark. -#}
+{% macro decimal_plain_text(value) -%}
+    {{ return(adapter.dispatch('decimal_plain_text', 'autopicker')(value)) }}
+{%- endmacro %}
+
+{% macro default__decimal_plain_text(value) -%}
+    {{ value }}
+{%- endmacro %}
+
+{% macro spark__decimal_plain_text(value) -%}
+    regexp_replace(regexp_replace(cast({{ value }} as string), '([.][0-9]*[1-9])0+$', '$1'), '[.]0+$', '')
+{%- endmacro %}

@@ -10,6 +10,11 @@
 {%- endmacro %}
 
 
+{% macro spark__utc_timestamp(text) -%}
+    cast('{{ text }}+00:00' as timestamp)
+{%- endmacro %}
+
+
 {#- `length` is an interval literal such as '1 hour', '6 hours' or '10 minutes'. -#}
 {% macro spark__utc_bin(length, ts) -%}
     {%- set parts = length.split() -%}

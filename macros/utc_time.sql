@@ -7,6 +7,16 @@
     in this project goes through these macros instead.
 -#}
 
+{#- The instant `text` names ('YYYY-MM-DD HH:MM:SS', UTC) as a timestamptz. -#}
+{% macro utc_timestamp(text) -%}
+    {{ return(adapter.dispatch('utc_timestamp', 'autopicker')(text)) }}
+{%- endmacro %}
+
+{% macro default__utc_timestamp(text) -%}
+    cast('{{ text }}+00' as timestamptz)
+{%- endmacro %}
+
+
 {#- The UTC calendar date of a timestamptz. -#}
 {% macro utc_date(ts) -%}
     {{ return(adapter.dispatch('utc_date', 'autopicker')(ts)) }}

@@ -78,18 +78,6 @@ def collect_spark(
 ) -> ReportData:
     """Read everything the report shows from the warehouse built on Spark (``autopicker build --target
     spark``): the same views, with values typed as PostgreSQL's driver gives them."""
-    views = {
-        name: [{column: _typed(column, value) for column, value in row.items()} for row in rows]
-        for name, rows in spark.read_views(server, REPORT_VIEWS, schema).items()
-    }
+    views = spark.read_views(server, REPORT_VIEWS, schema)
     loaded = spark.last_loaded_at(server, raw_schema)
     return ReportData(generated_at=now or datetime.now(UTC), loaded_at=loaded, views=views)
-
-
-def _typed(column: str, value: Any) -> Any:
-    """Spark's Thrift server answers dates as text and timestamps without their zone (UTC, the session's)."""
-    if isinstance(value, str) and (column == "date" or column.endswith("_date")):
-        return date.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

@@ -33,7 +33,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -529,7 +529,9 @@ def queries(server: ThriftServer, statements: Sequence[str]) -> list[tuple[list[
     except ImportError:
         raise UserError(f"The Spark client is not installed: {INSTALL_HINT}.") from None
     try:
-        connection = hive.connect(host=server.host, port=server.port, username="autopicker")
+        connection = hive.connect(
+            host=server.host, port=server.port, username="autopicker", configuration=SESSION_CONFIGURATION
+        )
     except Exception as exc:  # thrift's transport errors have no common base worth naming
         raise UserError(
             f"Cannot reach the Spark Thrift server at {server.host}:{server.port}: {exc}."
@@ -540,11 +542,27 @@ def queries(server: ThriftServer, statements: Sequence[str]) -> list[tuple[list[
         for sql in statements:
             cursor.execute(sql)
             rows = cursor.fetchall()
-            names = [column[0].split(".")[-1] for column in cursor.description or []]
-            results.append((names, [tuple(row) for row in rows]))
+            description = cursor.description or []
+            names = [column[0].split(".")[-1] for column in description]
+            kinds = [column[1] for column in description]
+            results.append((names, [tuple(map(_typed, kinds, row)) for row in rows]))
         return results
     finally:
         connection.close()
+
+
+#: The session of every query: instants shown in UTC, as in the ``spark`` target's sessions (profiles.yml).
+SESSION_CONFIGURATION = {"spark.sql.session.timeZone": "UTC"}
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """A value as PostgreSQL's driver types it: the Thrift server answers dates as text, and timestamps
+    without their zone (UTC, the session's)."""
+    if kind == "DATE_TYPE" and isinstance(value, str):
+        return date.fromisoformat(value)
+    if kind == "TIMESTAMP_TYPE" and isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _present_views(server: ThriftServer, schema: str, names: Sequence[str]) -> None:
@@ -597,8 +615,7 @@ def last_loaded_at(server: ThriftServer, raw_schema: str = "langfuse_raw") -> da
     """When the export last received data: the newest export file's time (the source's ``_loaded_at``), in
     UTC (the server's session time zone), or None when the export is empty."""
     _, rows = query(server, f"select max(_loaded_at) from {raw_schema}.observations")
-    value = rows[0][0] if rows else None
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+    return rows[0][0] if rows else None
 
 
 def build(export: str | None, args: Sequence[str] = ("build",)) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,61 @@ SAMPLE_EXPORT = FIXTURES / "export"
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def add_run(project: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """A finished export run of ``rows`` in the project folder ``project``: ``observations_v2/{name}.jsonl``
+    (plain JSONL) and the manifest listing it; returns the data file."""
+    path = write_jsonl(project / "observations_v2" / f"{name}.jsonl", rows)
+    manifest = {
+        "version": 1,
+        "projectId": project.name,
+        "tables": ["observations_v2"],
+        "files": [
+            {
+                "key": f"{project.name}/observations_v2/{path.name}",
+                "table": "observations_v2",
+                "fileType": "JSONL",
+                "format": "jsonl",
+                "compressed": False,
+                "rowCount": len(rows),
+            }
+        ],
+    }
+    (project / "manifests" / f"{name}.json").write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+def shifted(moment: str, *, hours: float) -> str:
+    """An export row's time (``YYYY-MM-DD HH:MM:SS.ffffff``) ``hours`` later."""
+    return (datetime.fromisoformat(moment) + timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parquet_run(project: Path, data: Path) -> Path:
+    """Rewrite the export run file ``data`` (JSONL.gz, as the offline sink writes it) as Parquet, as Langfuse
+    writes by default, and make its manifest name the new file; returns it."""
+    rows = read_jsonl_gz(data)
+    parquet = write_parquet(data.with_name(data.name.removesuffix(".jsonl.gz") + ".parquet"), rows)
+    data.unlink()
+    for manifest in sorted((project / "manifests").glob("*.json")):
+        document = json.loads(manifest.read_text())
+        for entry in document["files"]:
+            if entry["key"].endswith(f"/{data.name}"):
+                entry |= {
+                    "key": f"{project.name}/observations_v2/{parquet.name}",
+                    "fileType": "PARQUET",
+                    "format": "parquet",
+                    "compressed": False,
+                    "contentType": "application/vnd.apache.parquet",
+                    "sizeBytes": parquet.stat().st_size,
+                }
+                manifest.write_text(json.dumps(document, indent=2))
+    return parquet
 
 
 def v2_rows() -> list[dict[str, Any]]:

@@ -31,15 +31,16 @@ class SparkWarehouse:
     def raw_schema(self) -> str:
         return f"{self.schema}_raw"
 
-    def dbt(self, *args: str, export: str | None = None) -> DbtRun:
-        """One dbt command on the ``spark`` target, in this module's schemas, over ``export``."""
+    def dbt(self, *args: str, export: str | None = None, variables: dict[str, Any] | None = None) -> DbtRun:
+        """One dbt command on the ``spark`` target, in this module's schemas, over ``export``, with dbt vars
+        ``variables``."""
         run = self.root / f"run-{next(self._runs):02d}"
         files = ["--target-path", str(self.root / "target"), "--log-path", str(run)]
         code = spark.run_dbt_spark(
             [*args, *files],
             self.server,
             export=export,
-            variables={"raw_schema": self.raw_schema},
+            variables={"raw_schema": self.raw_schema, **(variables or {})},
             env={"AUTOPICKER_SPARK_SCHEMA": self.schema},
         )
         results_file = self.root / "target" / "run_results.json"
