@@ -1,7 +1,7 @@
 """Ingest on an export shaped like production traffic, in each of Langfuse's formats, against a plain COPY.
 
     .venv/bin/python benchmarks/ingest_real.py --stored-rows 250000 [--formats jsonl,csv,parquet]
-        [--files 10] [--keep]
+        [--files 10] [--keep | --reuse FOLDER]
 
 1. Writes one blob-storage export per format (JSONL.gz, CSV.gz, Parquet; the same rows in each, with their
    manifests), streamed: rows are made and written one at a time, so memory does not grow with the size.
