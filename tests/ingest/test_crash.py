@@ -143,8 +143,12 @@ def test_killed_at_random_points_then_run_again_equals_the_truth(database: Datab
             process.wait()
             print(f"kill point: {what}{' --force' if force else ''}: exit {process.returncode}")
 
+        recorded_before = watcher.execute("SELECT count(*) FROM langfuse_raw.loaded_files").fetchone()
+        left = 3 - int(recorded_before[0])  # type: ignore[index]
         final = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=DEADLINE)
-        assert final.returncode == 1, final.stderr  # 1: the junk lines are rejected
+        # 1: a file it loads has junk lines, rejected; 0: a run that was not killed recorded every file
+        # already, and nothing new is not an error (many kills make that likely: it once failed here)
+        assert final.returncode == (1 if left else 0), final.stderr
         assert "Traceback" not in final.stderr
 
         stored = dict(watcher.execute("SELECT id, name FROM langfuse_raw.observations").fetchall())
