@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install chromium demo docs-images test fuzz lint bench bench-ingest bench-views bench-dashboards bench-router bench-report clean \
-	java spark-install spark-start spark-stop spark-cluster
+	java spark-install spark-start spark-stop spark-cluster spark-demo
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ spark-start: $(SPARK_STAMP)
 
 spark-stop: $(SPARK_STAMP)
 	$(BIN)/autopicker spark stop
+
+## The demo on Spark: the simulated export built in place on the local Spark, its views and report.
+spark-demo: $(SPARK_STAMP)
+	$(BIN)/autopicker demo --target spark
 
 ## A standalone Spark cluster on 127.0.0.1 (a master, two workers), the project built on it, all stopped.
 SPARK_EXPORT ?= tests/fixtures/ingest/export

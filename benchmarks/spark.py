@@ -110,7 +110,7 @@ def main() -> int:
             thrift,
             export=str(prefix),
             variables={"fallback_lookback_days": args.lookback_days},
-        )
+        ).code
         spark_build = time.perf_counter() - started
         if code != 0:
             sys.exit(f"dbt build on Spark failed (exit {code})")

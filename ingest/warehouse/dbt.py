@@ -109,10 +109,12 @@ def run_dbt_outcome(
         return _invoke(args, env, project)
 
 
-def run_dbt_with(args: Sequence[str], env: dict[str, str], project: Path | None = None) -> int:
-    """:func:`run_dbt` with ``env`` set for the invocation instead (and no build lock): the variables of
-    the profiles.yml target it runs (``--target spark`` reads ``AUTOPICKER_SPARK_*``)."""
-    return _invoke(args, env, project).code
+def run_dbt_with(
+    args: Sequence[str], env: dict[str, str], project: Path | None = None, *, quiet: bool = False
+) -> DbtOutcome:
+    """:func:`run_dbt_outcome` with ``env`` set for the invocation instead (and no build lock): the
+    variables of the profiles.yml target it runs (``--target spark`` reads ``AUTOPICKER_SPARK_*``)."""
+    return _invoke(args, env | ({"DBT_QUIET": "true"} if quiet else {}), project)
 
 
 def _invoke(args: Sequence[str], env: dict[str, str], project: Path | None) -> DbtOutcome:

@@ -39,7 +39,7 @@ from typing import Any
 
 from autopicker.errors import UsageError, UserError
 from ingest.db import home_dir
-from ingest.warehouse.dbt import run_dbt_with
+from ingest.warehouse.dbt import DbtOutcome, run_dbt_with
 from ingest.warehouse.views import VIEWS, ViewRows
 
 logger = logging.getLogger(__name__)
@@ -505,16 +505,18 @@ def run_dbt_spark(
     variables: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     project: Path | None = None,
-) -> int:
+    quiet: bool = False,
+) -> DbtOutcome:
     """Run one dbt command on the ``spark`` target against ``server``, over the export at ``export`` (see
-    :func:`export_location`); returns dbt's exit code. ``env`` adds variables (e.g. another schema)."""
+    :func:`export_location`); returns dbt's exit code and how many nodes ended in each status. ``env`` adds
+    variables (e.g. another schema); ``quiet`` leaves only errors in dbt's own log."""
     values = dict(variables or {})
     if export is not None:
         values["langfuse_export_uri"] = export
     argv = [*args, "--target", "spark"]
     if values:
         argv += ["--vars", json.dumps(values)]
-    return run_dbt_with(argv, server.dbt_env() | (env or {}), project)
+    return run_dbt_with(argv, server.dbt_env() | (env or {}), project, quiet=quiet)
 
 
 def query(server: ThriftServer, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -622,7 +624,7 @@ def build(export: str | None, args: Sequence[str] = ("build",)) -> int:
     """``dbt build`` (or ``args``) on the ``spark`` target over the export at ``export`` (a folder or URI;
     None keeps the source of the last build), on :func:`target_server`; returns dbt's exit code."""
     location = export_location(export) if export is not None else None
-    return run_dbt_spark(args, target_server(), export=location)
+    return run_dbt_spark(args, target_server(), export=location).code
 
 
 @dataclass(frozen=True)
@@ -658,7 +660,7 @@ def build_on_standalone_cluster(
         try:
             ready = clock()
             dbt_files = ["--target-path", str(folder / "dbt"), "--log-path", str(folder / "dbt")]
-            code = run_dbt_spark(["build", *STAGING_SELECTION, *dbt_files], server, export=export)
+            code = run_dbt_spark(["build", *STAGING_SELECTION, *dbt_files], server, export=export).code
             built = clock()
             rows = {}
             if code == 0:

@@ -42,7 +42,7 @@ class SparkWarehouse:
             export=export,
             variables={"raw_schema": self.raw_schema, **(variables or {})},
             env={"AUTOPICKER_SPARK_SCHEMA": self.schema},
-        )
+        ).code
         results_file = self.root / "target" / "run_results.json"
         results = {}
         if results_file.exists():

@@ -1,0 +1,58 @@
+"""`autopicker demo --target spark`: simulated traffic written as an export, built on Spark in place, the five
+views printed and the report written, on the shared Spark Thrift server (in a schema of this module's)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ingest.warehouse.views import VIEWS
+from tests.support.cli import run_cli
+from tests.support.spark import SparkWarehouse
+
+pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
+
+
+def test_the_demo_on_spark_builds_the_export_and_shows_its_fallbacks(
+    spark_warehouse: SparkWarehouse, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AUTOPICKER_HOME": str(home),
+        "AUTOPICKER_SPARK_SCHEMA": spark_warehouse.schema,
+        **spark_warehouse.server.dbt_env(),
+    }
+    demo = run_cli("demo", "--target", "spark", "--requests", "150", "--days", "2", env=env, timeout=3600)
+
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr
+    # the note that the build goes to the server named by the environment, not to a local one
+    assert "AUTOPICKER_SPARK_HOST is set" in demo.stderr
+    steps = re.findall(r"\d/5 [^\n─]+", demo.stdout)
+    assert [step.split()[0] for step in steps] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    assert "ingest" not in " ".join(steps)
+    built = re.search(r"dbt build: (.*)", demo.stdout)
+    assert built is not None and "error" not in built.group(1) and "fail" not in built.group(1)
+    for _, title in VIEWS:
+        assert title in demo.stdout
+    # the fallbacks the simulation reports are the ones the Spark views count
+    simulated = re.search(r"\(([\d,]+) rate-limit and ([\d,]+) context-length fallback events\)", demo.stdout)
+    assert simulated is not None
+    expected = {
+        "rate_limit_fallback": int(simulated.group(1).replace(",", "")),
+        "context_length_fallback": int(simulated.group(2).replace(",", "")),
+    }
+    _, rows = spark_warehouse.query(
+        f"select fallback_type, sum(total_fallbacks) from {spark_warehouse.schema}.fallback_all_daily"
+        " group by fallback_type"
+    )
+    assert {kind: int(count) for kind, count in rows} == expected
+    assert sum(expected.values()) > 0
+    index = home / "report" / "index.html"
+    assert demo.stdout.rstrip().endswith(f"report: {index}")
+    page = index.read_text()
+    assert "<h1>AutoPicker fallback report</h1>" in page
+    assert all(f"<code>analytics.{view}</code>" in page for view, _ in VIEWS)
