@@ -25,6 +25,8 @@ from ingest.normalize import Normalizer, RowError
 from ingest.raw import ensure_raw_schema
 from ingest.readers import read_rows
 
+pytestmark = pytest.mark.property  # make fuzz runs these with many more examples
+
 VERSIONS = [f"2026-11-24 10:00:{s:02d}.000000" for s in range(6)]
 TEXT = st.text(max_size=20)
 HOSTILE_VALUES = st.one_of(
