@@ -8,8 +8,15 @@
     {{ return(adapter.dispatch('delete_days_without_events', 'autopicker')(aggregated, events)) }}
 {%- endmacro %}
 
-{#- Spark: its intermediate models are tables rebuilt whole, with no day left over. -#}
+{#- Spark: the partitions of those days are dropped. -#}
 {% macro spark__delete_days_without_events(aggregated, events) -%}
+    {%- if execute -%}
+        {%- set days = spark_days(
+            'select bucket_day from ' ~ aggregated ~ " where bucket_grain = 'day' except select created_date from "
+            ~ events
+        ) -%}
+        {{ spark_drop_days(aggregated, 'bucket_day', days) }}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro default__delete_days_without_events(aggregated, events) -%}

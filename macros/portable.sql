@@ -60,13 +60,6 @@
 {%- endmacro %}
 
 
-{#- How the intermediate models are materialized: incremental (delete+insert) on PostgreSQL; a table rebuilt
-    by every run on Spark, whose Parquet tables cannot delete the rows of a trace (docs/spark.md). -#}
-{% macro intermediate_materialization() -%}
-    {{ return('table' if target.type == 'spark' else 'incremental') }}
-{%- endmacro %}
-
-
 {#- dbt's float type is Spark's `float`, 32 bits; the latency histograms need PostgreSQL's 64-bit float. -#}
 {% macro spark__type_float() -%}
     double

@@ -17,10 +17,23 @@
 {% macro rollup_days_to_rebuild(
     rollup, rollup_day, counted, rows, row_day, refreshed='dbt_refreshed_at', upstream_count='count(*)'
 ) -%}
+    {{ return(adapter.dispatch('rollup_days_to_rebuild', 'autopicker')(
+        rollup, rollup_day, counted, rows, row_day, refreshed, upstream_count
+    )) }}
+{%- endmacro %}
+
+{#- Spark: the same days, worked out before the run and listed (macros/spark_incremental.sql). -#}
+{% macro spark__rollup_days_to_rebuild(rollup, rollup_day, counted, rows, row_day, refreshed, upstream_count) -%}
+    {{ spark_days_to_rebuild_rows(default__rollup_days_to_rebuild(
+        rollup, rollup_day, counted, rows, row_day, refreshed, upstream_count
+    )) }}
+{%- endmacro %}
+
+{% macro default__rollup_days_to_rebuild(rollup, rollup_day, counted, rows, row_day, refreshed, upstream_count) -%}
     select {{ row_day }} as day
     from {{ rows }}
     where {{ refreshed }} > (
-        select coalesce(max(rows_refreshed_through), '-infinity'::timestamptz) from {{ rollup }}
+        select coalesce(max(rows_refreshed_through), {{ minus_infinity() }}) from {{ rollup }}
     )
 
     union
@@ -47,8 +60,14 @@
     {{ return(adapter.dispatch('delete_rollup_days_without_rows', 'autopicker')(rollup, rollup_day, rows, row_day)) }}
 {%- endmacro %}
 
-{#- Spark: its intermediate models are tables rebuilt whole, with no day left over. -#}
+{#- Spark: the partitions of those days are dropped. -#}
 {% macro spark__delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
+    {%- if execute -%}
+        {%- set days = spark_days(
+            'select ' ~ rollup_day ~ ' from ' ~ rollup ~ ' except select ' ~ row_day ~ ' from ' ~ rows
+        ) -%}
+        {{ spark_drop_days(rollup, rollup_day, days) }}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro default__delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}

@@ -8,7 +8,7 @@
     the requests and fallback events this build recomputed. So its tests cost what its models cost, not a
     scan of every observation. `dbt build --full-refresh` (and `autopicker build --full-refresh`), `dbt test`,
     and any build with `--vars '{incremental_test_hours: null}'` test every row, as does every build on
-    Spark (whose tables are rebuilt whole). A test's own `where` config still applies.
+    Spark (whose tables have no index to find the changed rows by). A test's own `where` config still applies.
 -#}
 
 {% macro get_where_subquery(relation) -%}
@@ -45,7 +45,7 @@
     } -%}
     {%- set hours = var('incremental_test_hours', none) -%}
     {%- set identifier = relation.identifier if relation is not string else none -%}
-    {#- Spark rebuilds every table whole: every row changed -#}
+    {#- Spark: without an index, a scan of the rows changed costs a scan of all -#}
     {%- if flags.WHICH != 'build' or flags.FULL_REFRESH or hours is none or target.type == 'spark' -%}
         {{ return('') }}
     {%- elif identifier in loaded -%}

@@ -10,14 +10,19 @@
     table has no trace index: it would slow every load). A model that calls this needs the line
     `-- depends_on: {{ ref('int_trace_spans') }}`, because dbt does not see refs inside is_incremental().
 
-    `model` is the incremental model itself (`this`). Returns trace_id, first_at, last_at.
+    `model` is the incremental model itself (`this`). Returns trace_id, first_at, last_at. On Spark
+    (macros/spark_incremental.sql) the traces of whole days, `day_column` being the model's day.
 -#}
-{% macro traces_loaded_since_last_run(model) -%}
+{% macro traces_loaded_since_last_run(model, day_column=none) -%}
+    {{ return(adapter.dispatch('traces_loaded_since_last_run', 'autopicker')(model, day_column)) }}
+{%- endmacro %}
+
+{% macro default__traces_loaded_since_last_run(model, day_column=none) -%}
     select trace_id, first_at, last_at
     from {{ ref('int_trace_spans') }}
     where trace_loaded_at > (
         select
-            coalesce(max(trace_loaded_at), '-infinity'::timestamptz)
+            coalesce(max(trace_loaded_at), {{ minus_infinity() }})
                 - interval '1 minute' * {{ var('incremental_overlap_minutes') }}
         from {{ model }}
     )

@@ -1,8 +1,9 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=intermediate_strategy(),
         unique_key='bucket_day',
+        partition_by='bucket_day',
         on_schema_change='fail',
         indexes=[
             {'columns': ['window_start_range'], 'type': 'gist'},
@@ -28,48 +29,7 @@ events as (
 
 {% if is_incremental() %}
 
--- A day is rebuilt whole (all its rows) when one of its events was recomputed since this model's last run,
--- or when its event count no longer matches: an event whose own time was corrected leaves its old day,
--- which then has to be rebuilt too (or, once empty, deleted by the post-hook).
-watermark as (
-
-    select coalesce(max(events_refreshed_through), '-infinity'::timestamptz) as refreshed_after
-    from {{ this }}
-
-),
-
-event_days as (
-
-    select created_date, count(*) as fallback_count
-    from events
-    group by created_date
-
-),
-
-bucket_days as (
-
-    select bucket_day, sum(fallback_count) as fallback_count
-    from {{ this }}
-    where bucket_grain = 'day'
-    group by bucket_day
-
-),
-
-days_to_rebuild as (
-
-    select created_date as bucket_day
-    from events
-    where dbt_refreshed_at > (select refreshed_after from watermark)
-
-    union
-
-    select event_days.created_date
-    from event_days
-    left join bucket_days
-        on event_days.created_date = bucket_days.bucket_day
-    where event_days.fallback_count is distinct from bucket_days.fallback_count
-
-),
+{{ fallback_bucket_days_to_rebuild(this) }}
 
 {% endif %}
 

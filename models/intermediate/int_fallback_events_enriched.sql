@@ -2,8 +2,9 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=intermediate_strategy(),
         unique_key='event_id',
+        partition_by='created_date',
         on_schema_change='fail',
         indexes=[
             {'columns': ['event_id'], 'unique': True},
@@ -11,7 +12,10 @@
             {'columns': ['trace_loaded_at']},
             {'columns': ['dbt_refreshed_at']},
         ],
-        post_hook=["{{ analyze_model(this) }}"],
+        post_hook=[
+            "{{ drop_days_recomputed_elsewhere(this, 'event_id', 'created_date') }}",
+            "{{ analyze_model(this) }}",
+        ],
     )
 }}
 
@@ -37,7 +41,7 @@ requests as (
 -- generation or a corrected row (newer _loaded_at) can change a fallback's success and its trace's cost.
 touched_traces as (
 
-    {{ traces_loaded_since_last_run(this) }}
+    {{ traces_loaded_since_last_run(this, 'created_date') }}
 
 ),
 
@@ -100,3 +104,4 @@ enriched as (
 )
 
 select * from enriched
+{{- rebuilt_days_only(this, 'created_date') }}

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized=intermediate_materialization(),
+        materialized=intermediate_materialization(whole_on_spark=true),
         incremental_strategy='delete+insert',
         unique_key='trace_id',
         on_schema_change='fail',

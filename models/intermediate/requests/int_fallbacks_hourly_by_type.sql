@@ -1,8 +1,9 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=intermediate_strategy(),
         unique_key='fallback_date',
+        partition_by='fallback_date',
         on_schema_change='fail',
         indexes=[
             {'columns': ['fallback_date']},

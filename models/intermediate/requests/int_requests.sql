@@ -2,8 +2,9 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=intermediate_strategy(),
         unique_key='trace_id',
+        partition_by='request_date',
         on_schema_change='fail',
         indexes=[
             {'columns': ['trace_id'], 'unique': True},
@@ -12,7 +13,10 @@
             {'columns': ['trace_loaded_at']},
             {'columns': ['dbt_refreshed_at']},
         ],
-        post_hook=["{{ analyze_model(this) }}"],
+        post_hook=[
+            "{{ drop_days_recomputed_elsewhere(this, 'trace_id', 'request_date') }}",
+            "{{ analyze_model(this) }}",
+        ],
     )
 }}
 
@@ -37,7 +41,7 @@ generations as (
 -- generation or a corrected row changes its cost, latency, outcome and kind.
 touched_traces as (
 
-    {{ traces_loaded_since_last_run(this) }}
+    {{ traces_loaded_since_last_run(this, 'request_date') }}
 
 ),
 
@@ -142,3 +146,4 @@ final as (
 )
 
 select * from final
+{{- rebuilt_days_only(this, 'request_date') }}
