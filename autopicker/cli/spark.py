@@ -66,7 +66,7 @@ def spark_cluster(
     export: Annotated[str, typer.Argument(help="A Langfuse export folder, or a file:// or s3a:// URI.")],
     workers: Annotated[int, typer.Option("--workers", min=1, help="Workers to start.")] = 2,
 ) -> None:
-    """Start a standalone Spark cluster on 127.0.0.1 (a master and WORKERS workers), build the staging models
+    """Start a standalone Spark cluster on 127.0.0.1 (a master and WORKERS workers), build the whole project
     on it over EXPORT through a Thrift server, print what it took, and stop everything it started."""
     from ingest.warehouse import spark
 
@@ -79,14 +79,15 @@ def spark_cluster(
         f"{result.start_seconds:.1f} s to start",
         highlight=False,
     )
+    counts = ", ".join(f"{n:,} {status}" for status, n in sorted(result.statuses.items()))
     console.print(
-        f"dbt build of the staging models over {location}: {result.build_seconds:.1f} s, "
-        f"exit code {result.exit_code}",
+        f"dbt build --full-refresh of every model and test over {location}: {result.build_seconds:.1f} s, "
+        f"exit code {result.exit_code} ({counts or 'nothing ran'})",
         highlight=False,
         soft_wrap=True,
     )
-    for model, rows in result.rows.items():
-        console.print(f"  {model}: {rows} rows", highlight=False)
+    for relation, rows in result.rows.items():
+        console.print(f"  {relation}: {rows:,} rows", highlight=False)
     console.print("stopped the Thrift server, the workers and the master", highlight=False)
     raise typer.Exit(result.exit_code)
 

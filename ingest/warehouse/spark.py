@@ -634,12 +634,20 @@ class ClusterBuild:
     master_url: str
     workers: int
     start_seconds: float  # the master, the workers and the Thrift server listening
-    build_seconds: float  # dbt build of the staging models, with their tests
+    build_seconds: float  # dbt build of every model, with the unit and data tests
     exit_code: int  # dbt's
-    rows: dict[str, int]  # staging model -> its rows
+    statuses: dict[str, int]  # dbt's nodes per status (success, pass, warn, error, ...)
+    rows: dict[str, int]  # relation (schema.name) -> its rows, for those of CLUSTER_COUNTED
 
 
-STAGING_MODELS = ("stg_langfuse__events", "stg_langfuse__generations")
+#: The relations whose rows a cluster build reports: staging, the requests and fallbacks, the five views.
+CLUSTER_COUNTED = (
+    "analytics_staging.stg_langfuse__events",
+    "analytics_staging.stg_langfuse__generations",
+    "analytics_intermediate.int_requests",
+    "analytics_intermediate.int_fallback_events_enriched",
+    *(f"analytics.{name}" for name, _ in VIEWS),
+)
 
 
 def build_on_standalone_cluster(
@@ -647,12 +655,14 @@ def build_on_standalone_cluster(
     folder: Path,
     *,
     workers: int = 2,
+    variables: dict[str, Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ClusterBuild:
     """A standalone cluster on this machine proven end to end: start a master and ``workers`` workers on
-    127.0.0.1, a Thrift server whose master is that cluster, build the staging models and their tests over
-    the export at ``export`` there, count their rows, and stop everything that was started (state, logs
-    and dbt's files in ``folder``)."""
+    127.0.0.1, a Thrift server whose master is that cluster, ``dbt build`` the whole project (every model,
+    unit test and data test) over the export at ``export`` there (with dbt vars ``variables``), count the
+    rows of :data:`CLUSTER_COUNTED`, and stop everything that was started (state, logs and dbt's files in
+    ``folder``)."""
     folder = folder.resolve()
     started = clock()
     with standalone_cluster(folder / "cluster", workers=workers) as cluster:
@@ -660,13 +670,29 @@ def build_on_standalone_cluster(
         try:
             ready = clock()
             dbt_files = ["--target-path", str(folder / "dbt"), "--log-path", str(folder / "dbt")]
-            code = run_dbt_spark(["build", *STAGING_SELECTION, *dbt_files], server, export=export).code
+            outcome = run_dbt_spark(
+                ["build", "--full-refresh", *dbt_files],
+                server,
+                export=export,
+                variables=variables,
+                quiet=True,
+            )
             built = clock()
             rows = {}
-            if code == 0:
-                for model in STAGING_MODELS:
-                    _, counted = query(server, f"select count(*) from analytics_staging.{model}")
-                    rows[model] = int(counted[0][0])
+            if outcome.code == 0:
+                answers = queries(server, [f"select count(*) from {name}" for name in CLUSTER_COUNTED])
+                rows = {
+                    name: int(counted[0][0])
+                    for name, (_, counted) in zip(CLUSTER_COUNTED, answers, strict=True)
+                }
         finally:
             stop_thrift_server(folder / "thrift")
-    return ClusterBuild(cluster.master_url, workers, ready - started, built - ready, code, rows)
+    return ClusterBuild(
+        cluster.master_url,
+        workers,
+        ready - started,
+        built - ready,
+        outcome.code,
+        dict(outcome.statuses),
+        rows,
+    )

@@ -1,5 +1,6 @@
 """A real (standalone) Spark cluster on this machine: a master, two workers and a Thrift server on them
-build the staging models over the sample export, and everything started is stopped afterwards."""
+build the whole project (models, unit tests, data tests) over the sample export, and everything started is
+stopped afterwards."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.warehouse import spark
+from ingest.warehouse.views import FALLBACK_VIEWS
 from tests.support.export_files import SAMPLE_EXPORT
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
@@ -26,13 +28,27 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_the_staging_models_build_on_a_standalone_cluster(tmp_path: Path) -> None:
-    result = spark.build_on_standalone_cluster(str(SAMPLE_EXPORT.resolve()), tmp_path, workers=2)
+def test_the_project_builds_on_a_standalone_cluster(tmp_path: Path) -> None:
+    # the sample export is dated 2026-11-24: a window long enough to hold it, whatever the date
+    variables = {"fallback_lookback_days": 36500}
+    result = spark.build_on_standalone_cluster(
+        str(SAMPLE_EXPORT.resolve()), tmp_path, workers=2, variables=variables
+    )
 
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.statuses
+    assert set(result.statuses) <= {"success", "pass"} and result.statuses["success"] > 20
     assert result.master_url.startswith("spark://127.0.0.1:")
-    # The sample export: two fallbacks, three generations (a span is not loaded).
-    assert result.rows == {"stg_langfuse__events": 2, "stg_langfuse__generations": 3}
+    # The sample export: two fallbacks (one of each kind) in two requests, three generations (a span is not
+    # loaded); every view over them has rows.
+    assert {
+        name: rows for name, rows in result.rows.items() if "." in name and "_" in name.split(".")[0]
+    } == {
+        "analytics_staging.stg_langfuse__events": 2,
+        "analytics_staging.stg_langfuse__generations": 3,
+        "analytics_intermediate.int_requests": 2,
+        "analytics_intermediate.int_fallback_events_enriched": 2,
+    }
+    assert all(result.rows[f"analytics.{name}"] > 0 for name in FALLBACK_VIEWS), result.rows
     # The work ran on the workers' executors, not in the Thrift server's own process.
     for worker in (1, 2):
         log = (tmp_path / "cluster" / f"worker-{worker}.log").read_text()
