@@ -36,7 +36,7 @@ def test_the_project_builds_on_a_standalone_cluster(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.statuses
-    assert set(result.statuses) <= {"success", "pass"} and result.statuses["success"] > 20
+    assert set(result.statuses) <= {"success", "pass", "no-op"} and result.statuses["success"] > 20
     assert result.master_url.startswith("spark://127.0.0.1:")
     # The sample export: two fallbacks (one of each kind) in two requests, three generations (a span is not
     # loaded); every view over them has rows.
