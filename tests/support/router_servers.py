@@ -242,11 +242,13 @@ class OtlpReceiver:
                 receiver.arrived.set()
                 if receiver.hold:
                     receiver.release.wait(60)
+                # Set before the answer leaves: once the exporter has its answer, `received` is already set.
+                # (Set after it, a test that checks right after the exporter returned could run first.)
+                receiver.received.set()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
                 self.end_headers()
-                receiver.received.set()
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
