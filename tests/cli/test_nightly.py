@@ -15,6 +15,7 @@ from autopicker.errors import UsageError, UserError
 from ingest.db import Database
 from ingest.warehouse.nightly import NIGHTLY_LOCK, ApiSettings, FilesSettings, load_config, nightly_lock
 from tests.support.api import REPO, observation, subprocess_env, wait_until
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.export_files import write_jsonl
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
 
@@ -48,7 +49,7 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
         )
 
         second = subprocess.run(
-            [*CLI, "nightly"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+            [*CLI, "nightly"], env=env, cwd=REPO, capture_output=True, text=True, timeout=HANG_TIMEOUT
         )
 
         assert second.returncode == 1
@@ -104,7 +105,7 @@ def test_a_second_job_with_wait_waits_for_the_first(database: Database) -> None:
             nightly_lock(database, wait=False),
         ):
             pass
-    waiter.join(timeout=30)
+    waiter.join(timeout=HANG_TIMEOUT)
     assert acquired.is_set()
     assert messages and messages[0].startswith("waiting for the `autopicker nightly` running")
 

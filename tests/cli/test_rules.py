@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from autopicker.cli.app import app
 from ingest.db import Database
-from tests.support.cli import AUTOPICKER, REPO, run_cli
+from tests.support.cli import AUTOPICKER, HANG_TIMEOUT, REPO, run_cli
 
 
 def _bare_env(**extra: str) -> dict[str, str]:
@@ -102,7 +102,7 @@ def test_a_reader_that_goes_away_is_not_an_error(database: Database) -> None:
             env=_bare_env(DATABASE_URL=database.url),
             cwd=REPO,
             text=True,
-            timeout=120,
+            timeout=HANG_TIMEOUT,
         )
     finally:
         os.close(write_end)

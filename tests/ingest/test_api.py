@@ -25,6 +25,7 @@ from ingest.sources.api import ApiIngestOptions, ApiIngestReport, run_api_ingest
 from ingest.sources.langfuse_client import Credentials, LangfuseReader, RetryPolicy
 from ingest.sources.request_budget import RequestBudget
 from tests.support.api import REPO, RecordingClock, observation, spread, subprocess_env, wait_until
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState, iso
 
 MINUTE = timedelta(minutes=1)
@@ -382,7 +383,7 @@ def test_cli_without_keys_says_which_variables_to_set(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_TIMEOUT,
     )
     assert result.returncode == 2  # a missing setting is a usage error (docs/cli.md)
     assert result.stderr.startswith("error: Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")

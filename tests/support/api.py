@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from autopicker.clock import ManualClock
 from ingest.db import Database
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.langfuse_api import LangfuseAPIServer, iso
 
 
@@ -109,7 +110,10 @@ def subprocess_env(database: Database, server: LangfuseAPIServer, home: Path) ->
 
 
 def wait_until(
-    condition: Callable[[], T | None], *, alive: Callable[[], bool] = lambda: True, timeout: float = 60.0
+    condition: Callable[[], T | None],
+    *,
+    alive: Callable[[], bool] = lambda: True,
+    timeout: float = HANG_TIMEOUT,
 ) -> T | None:
     """Poll ``condition`` until it returns something (or ``alive`` turns false, or ``timeout`` passes)."""
     deadline = time.monotonic() + timeout

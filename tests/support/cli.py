@@ -12,7 +12,14 @@ REPO = Path(__file__).resolve().parents[2]
 AUTOPICKER = [sys.executable, "-m", "autopicker"]
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+#: How long a child process may take before a test calls it hung. Generous on purpose: a command that needs
+#: ten seconds of CPU takes minutes while other jobs keep both cores busy, and the suite must pass there too.
+HANG_TIMEOUT = 600.0
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = HANG_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``autopicker ARGS`` from the repository root and wait for it."""
     return subprocess.run(
         [*AUTOPICKER, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout
