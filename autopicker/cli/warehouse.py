@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from ingest import db
 from ingest.db import Database
 from ingest.warehouse.bi_role import PASSWORD_ENV, BiRole
 from ingest.warehouse.views import SCHEMA, ViewRows
+
+if TYPE_CHECKING:  # dbt is imported when a command runs it
+    from ingest.warehouse.dbt import DbtOutcome
 
 TARGETS = ("default", "spark")
 TargetOption = Annotated[
@@ -76,20 +79,25 @@ def build(
 
     database = db.resolve()
     ensure_raw_schema(database)
-    outcome = run_dbt_outcome(args, database)
+    raise typer.Exit(_said_warnings(run_dbt_outcome(args, database)))
+
+
+def _said_warnings(outcome: DbtOutcome) -> int:
+    """One stderr line per node that warned (dbt's log says it too, among hundreds of lines, under a
+    generated name); returns the outcome's exit code."""
     err = output_console(stderr=True)
-    for warned in outcome.warned:  # dbt's log says it too, among hundreds of lines
+    for warned in outcome.warned:
         err.print(f"warning: {warned} warned", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(outcome.code)
+    return outcome.code
 
 
 def dbt_passthrough(ctx: typer.Context) -> None:
     """Run any dbt command against the warehouse, e.g. `autopicker dbt docs generate`."""
-    from ingest.warehouse.dbt import run_dbt
+    from ingest.warehouse.dbt import run_dbt_outcome
 
     if not ctx.args:
         raise UsageError("Give a dbt command, e.g. `autopicker dbt test`.")
-    raise typer.Exit(run_dbt(ctx.args, db.resolve()))
+    raise typer.Exit(_said_warnings(run_dbt_outcome(ctx.args, db.resolve())))
 
 
 def show(

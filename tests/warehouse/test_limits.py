@@ -418,10 +418,12 @@ def test_an_incremental_build_tests_recent_rows_and_dbt_test_every_row(built: Bu
     assert test.status(LEVEL_TEST) == ("warn", 3)
 
 
-def test_build_names_the_raw_value_test_that_warned(built: Built) -> None:
-    """`autopicker build` exits 0 when a test on raw values warns, and says which test, on which column of
-    which source: dbt's own log says it among hundreds of lines, under a generated name."""
-    done = run_cli("build", "--select", "source:langfuse", database=built.warehouse.database)
+@pytest.mark.parametrize("command", [("build",), ("dbt", "build")], ids=["build", "dbt-build"])
+def test_build_names_the_raw_value_test_that_warned(built: Built, command: tuple[str, ...]) -> None:
+    """`autopicker build` (and dbt's own build through `autopicker dbt`) exits 0 when a test on raw values
+    warns, and says which test, on which column of which source: dbt's own log says it among hundreds of
+    lines, under a generated name."""
+    done = run_cli(*command, "--select", "source:langfuse", database=built.warehouse.database)
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
     assert warnings == ["warning: accepted_values of level in source langfuse.observations (2 rows) warned"]
