@@ -8,12 +8,14 @@ stops it. The embedded server listens on a Unix socket only, never on a network 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,19 @@ class Database:
             raise UserError(
                 f"Cannot connect to the database at {self.redacted()}: {connection_failure(exc)}"
             ) from None
+
+    @contextlib.contextmanager
+    def locking_connection(self, **kwargs: object) -> Iterator[psycopg.Connection]:
+        """:meth:`connect`, for a connection that holds session advisory locks: they are released before it
+        closes. Closing alone releases them only when the server has ended the session, a moment after the
+        client has moved on, so a run started right after the last one ended could find its lock held."""
+        with self.connect(**kwargs) as conn:
+            try:
+                yield conn
+            finally:
+                if not conn.closed and not conn.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("select pg_advisory_unlock_all()")
 
     def ping(self) -> None:
         """Connect and run a query: a :class:`UserError` unless the server really answers now."""

@@ -137,7 +137,7 @@ def run_api_ingest(
     ensure_raw_schema(database)
     project_id = reader.project_id()
     source = f"langfuse-api:{reader.credentials.base_url}/project/{project_id}"
-    with database.connect(autocommit=True) as conn:
+    with database.locking_connection(autocommit=True) as conn:
         _lock(conn)
         report = ApiIngestReport(project_id, source, start_batch(conn, source))
         if on_start is not None:

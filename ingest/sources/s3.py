@@ -336,7 +336,7 @@ def ingest_s3(
     client = client or s3_client()
     result = RunResult(None, [], LoadStats(), [], [], [])
     ensure_raw_schema(database)
-    with database.connect(autocommit=True) as conn:
+    with database.locking_connection(autocommit=True) as conn:
         runs: list[ExportRun] = []
         try:
             for (bucket, prefix), url in zip(locations, urls, strict=True):

@@ -55,12 +55,12 @@ _BUILD_LOCK = 0x4155_5442  # "AUTB": one writing dbt command at a time per datab
 @contextlib.contextmanager
 def _build_lock(database: Database) -> Iterator[None]:
     """Hold the build lock for the block, waiting (and saying so) while another build holds it."""
-    with database.connect(autocommit=True) as conn:
+    with database.locking_connection(autocommit=True) as conn:
         row = conn.execute("select pg_try_advisory_lock(%s)", (_BUILD_LOCK,)).fetchone()
         if not (row and row[0]):
             logger.warning("Another build of this warehouse is running; waiting for it to finish.")
             conn.execute("select pg_advisory_lock(%s)", (_BUILD_LOCK,))
-        yield  # closing the connection releases the lock
+        yield
 
 
 @contextlib.contextmanager

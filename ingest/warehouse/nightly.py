@@ -161,8 +161,7 @@ def nightly_lock(
 ) -> Iterator[None]:
     """Hold the warehouse's nightly lock for the duration of the block (a session advisory lock on a
     connection of its own, released when the block ends or the process dies)."""
-    conn = database.connect(autocommit=True, application_name="autopicker nightly")
-    try:
+    with database.locking_connection(autocommit=True, application_name="autopicker nightly") as conn:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (NIGHTLY_LOCK,)).fetchone()
         if not row or not row[0]:
             holder = _holder(conn)
@@ -175,8 +174,6 @@ def nightly_lock(
                 on_wait(f"waiting for the `autopicker nightly` running on this warehouse{holder} to finish")
             conn.execute("SELECT pg_advisory_lock(%s)", (NIGHTLY_LOCK,))
         yield
-    finally:
-        conn.close()
 
 
 def _holder(conn: psycopg.Connection) -> str:

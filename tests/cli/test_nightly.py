@@ -87,6 +87,18 @@ def test_no_report_leaves_the_report_out(database: Database, tmp_path: Path) -> 
     assert not (tmp_path / "report").exists()
 
 
+def test_a_job_right_after_the_last_one_finds_the_lock_free(database: Database) -> None:
+    """The lock is released when the block ends, not when the server gets round to ending the session: a
+    job started at once after the last one (a retry, a test) never reads "Another ... is running"."""
+    for _ in range(30):
+        with nightly_lock(database, wait=False):
+            pass
+        with database.connect(autocommit=True) as other:
+            free = other.execute("SELECT pg_try_advisory_lock(%s)", (NIGHTLY_LOCK,)).fetchone()
+            other.execute("SELECT pg_advisory_unlock_all()")
+        assert free == (True,)
+
+
 def test_a_second_job_with_wait_waits_for_the_first(database: Database) -> None:
     acquired = threading.Event()
     messages: list[str] = []
