@@ -837,6 +837,7 @@ class Normalizer:
             and model_parameters[:1] == "{"
             and "\\" not in model_parameters
             and "\t" not in model_parameters
+            and "\n" not in model_parameters
             and "\r" not in model_parameters
         ):
             parameters_text = (

@@ -276,6 +276,14 @@ def test_text_with_copy_specials_round_trips() -> None:
     assert json.loads(out["metadata"] or "") == {"k": 'say "hi"\\n'}
 
 
+def test_model_parameters_with_a_line_break_stay_on_their_line() -> None:
+    # JSON text may break lines between its values; the COPY line must not.
+    row = {**SNAKE, "model_parameters": '{"temperature":\n0.2}'}
+    result = Normalizer(suffix="\ts\t1").from_dict(row)
+    assert result is not None and "\n" not in result[2]
+    assert json.loads(normalise(row)["model_parameters"] or "") == {"temperature": 0.2}
+
+
 def test_input_and_output_only_with_io() -> None:
     out = normalise({**SNAKE, "input": '{"messages": []}', "output": "plain answer"}, with_io=True)
     assert json.loads(out["input"] or "") == {"messages": []}
