@@ -43,7 +43,7 @@ from typing import Any, Protocol
 import orjson
 
 from .normalize import COPY_COLUMNS, Normalizer, RowError, version_key
-from .readers import BadRow, SkippedRow, UnreadableFile
+from .readers import ArrowBatch, BadRow, SkippedRow, UnreadableFile
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,40 @@ class ParserFailed(RuntimeError):
     """The parser process ended without a result (a bug, or it was killed)."""
 
 
+class _Rows:
+    """The rows of the chunk being built: one line per id, the newest version of each (ties: the first)."""
+
+    __slots__ = ("lines", "numbers", "first_at", "repeated", "earlier", "size", "duplicates")
+
+    def __init__(self, earlier: frozenset[str]) -> None:
+        self.lines: list[str] = []
+        self.numbers: list[Any] = []
+        self.first_at: dict[str, int] = {}
+        self.repeated: list[int] = []  # indexes in lines of ids held by ``earlier`` (see RecentIds)
+        self.earlier = earlier
+        self.size = 0  # characters of the lines
+        self.duplicates = 0
+
+    def add(self, oid: str, version: Any, line: str, number: Any) -> None:
+        """Add a row's line; ``version`` is its updated_at as text (or an Arrow scalar of it)."""
+        lines = self.lines
+        count = len(lines)
+        at = self.first_at.setdefault(oid, count)
+        if at == count:
+            lines.append(line)
+            self.numbers.append(number)
+            self.size += len(line)
+            if self.earlier and oid in self.earlier:
+                self.repeated.append(count)
+        else:
+            self.duplicates += 1
+            if version.__class__ is not str:
+                version = version.as_py()
+            kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
+            if version != kept and version_key(version) > version_key(kept):
+                lines[at], self.numbers[at] = line, number
+
+
 def make_chunks(
     rows: Iterable[tuple[int | None, Any]],
     options: ParseOptions,
@@ -155,12 +189,10 @@ def make_chunks(
     from_text, from_dict, skipped = normalizer.from_text, normalizer.from_dict, normalizer.skipped
     chunk_rows = options.chunk_rows
     earlier = recent.snapshot() if recent is not None else frozenset()
-    lines: list[str] = []
-    numbers: list[Any] = []
-    first_at: dict[str, int] = {}
-    repeated: list[int] = []  # indexes in lines
+    pending = _Rows(earlier)
+    add = pending.add
     rejections: list[Rejection] = []
-    read = duplicates = size = rejected = 0
+    read = rejected = 0
     chunk_chars = CHUNK_CHARS
     # A file's first chunks are small, doubling up to chunk_rows: the rows an export repeats from the run
     # before come first, and a chunk with one of them stored already is copied again after a look-up (see
@@ -176,54 +208,75 @@ def make_chunks(
                 result = None
             elif isinstance(item, dict):
                 result = from_dict(item)
+            elif item.__class__ is ArrowBatch:  # a Parquet batch, made into lines column by column
+                read += item.rows_read - 1
+                skipped.update(item.skipped)
+                rejected = _arrow_rows(item, normalizer, pending, rejections, rejected)
+                result = None
             elif isinstance(item, BadRow):
                 raise RowError(item.error)
             else:
                 raise RowError("a row must be a JSON object")
         except RowError as exc:
-            rejected += 1
-            raw = raw_text(item) if rejected <= REJECTS_KEPT else None  # the rest are only counted
-            rejections.append(Rejection(number, str(exc), raw))
-            size += len(raw) if raw else 0
+            rejected = _reject(rejections, rejected, number, item, exc, pending)
             result = None
         if result is not None:
-            oid, version, line = result
-            count = len(lines)
-            at = first_at.setdefault(oid, count)
-            if at == count:
-                lines.append(line)
-                numbers.append(number)
-                size += len(line)
-                if earlier and oid in earlier:
-                    repeated.append(count)
-            else:
-                duplicates += 1
-                kept = lines[at].split("\t", _UPDATED_AT + 1)[_UPDATED_AT]
-                if version != kept and version_key(version) > version_key(kept):
-                    lines[at], numbers[at] = line, number
-        if read >= limit or size > chunk_chars:
-            yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
+            add(result[0], result[1], result[2], number)
+        if read >= limit or pending.size > chunk_chars:
+            yield _chunk(pending, rejections, read, normalizer, position)
             limit = min(limit * 2, chunk_rows)
             if recent is not None:
-                recent.add(first_at)
-            lines, numbers, first_at, repeated, rejections = [], [], {}, [], []
-            read = duplicates = size = 0
+                recent.add(pending.first_at)
+            pending, rejections, read = _Rows(earlier), [], 0
+            add = pending.add
     if read:
-        yield _chunk(lines, numbers, repeated, rejections, read, duplicates, normalizer, position)
+        yield _chunk(pending, rejections, read, normalizer, position)
         if recent is not None:
-            recent.add(first_at)
+            recent.add(pending.first_at)
+
+
+def _reject(
+    rejections: list[Rejection], rejected: int, number: Any, item: Any, exc: RowError, pending: _Rows
+) -> int:
+    """Record a rejected row (its raw text only for the first REJECTS_KEPT of the source); returns the
+    source's count of rejected rows."""
+    rejected += 1
+    raw = raw_text(item) if rejected <= REJECTS_KEPT else None  # the rest are only counted
+    rejections.append(Rejection(number, str(exc), raw))
+    pending.size += len(raw) if raw else 0
+    return rejected
+
+
+def _arrow_rows(
+    item: ArrowBatch, normalizer: Normalizer, pending: _Rows, rejections: list[Rejection], rejected: int
+) -> int:
+    """Add the rows of one Parquet batch to the chunk being built, as make_chunks adds rows one by one: the
+    rows made column by column (ingest.arrow_rows) and, in their places, those that take the row path.
+    Returns the source's count of rejected rows."""
+    from .arrow_rows import normalize_batch
+
+    add = pending.add
+    for piece in normalize_batch(item, normalizer):
+        if isinstance(piece, tuple):  # a row for the row path
+            number, row = piece
+            try:
+                result = normalizer.from_dict(row)
+            except RowError as exc:
+                rejected = _reject(rejections, rejected, number, row, exc, pending)
+                continue
+            if result is not None:
+                add(result[0], result[1], result[2], number)
+            continue
+        versions = piece.versions
+        for index, (oid, line, number) in enumerate(zip(piece.ids, piece.lines, piece.numbers, strict=True)):
+            add(oid, versions[index], line, number)
+    return rejected
 
 
 def _chunk(
-    lines: list[str],
-    numbers: list[Any],
-    repeated: list[int],
-    rejections: list[Rejection],
-    read: int,
-    duplicates: int,
-    normalizer: Normalizer,
-    position: Any,
+    pending: _Rows, rejections: list[Rejection], read: int, normalizer: Normalizer, position: Any
 ) -> Chunk:
+    lines, numbers, repeated = pending.lines, pending.numbers, pending.repeated
     # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
     order = sorted(range(len(lines)), key=lines.__getitem__)
     tail = b""
@@ -240,7 +293,7 @@ def _chunk(
         [numbers[i] for i in order],
         rejections,
         read,
-        duplicates,
+        pending.duplicates,
         skipped,
         position() if position else None,
         len(repeated),

@@ -10,10 +10,12 @@ and reading goes on with the next line (a JSON array cannot be resynchronised, s
 A CSV header or a Parquet schema without the columns an observation needs fails the file before any row.
 
 :func:`read_rows` yields ``(row_number, item)``: ``item`` is the JSON text of a row (JSONL lines, parsed later
-by :class:`ingest.normalize.Normalizer`), a dict (JSON arrays, CSV records, Parquet rows) or a :class:`BadRow`
-for a record the format itself shows is broken. Row numbers are line numbers for JSONL, record numbers
-(header excluded) for CSV, and element or row positions for JSON arrays and Parquet, all counted from 1.
-A file that cannot be read at all raises :class:`UnreadableFile` with one sentence naming it.
+by :class:`ingest.normalize.Normalizer`), a dict (JSON arrays, CSV records, Parquet rows of a file the
+column-wise way does not take), an :class:`ArrowBatch` (a Parquet record batch for :mod:`ingest.arrow_rows`,
+with the number of its first row) or a :class:`BadRow` for a record the format itself shows is broken. Row
+numbers are line numbers for JSONL, record numbers (header excluded) for CSV, and element or row positions
+for JSON arrays and Parquet, all counted from 1. A file that cannot be read at all raises
+:class:`UnreadableFile` with one sentence naming it.
 
 Readers take a binary stream and a name only, so objects from blob storage can be fed the same way as files.
 """
@@ -26,6 +28,7 @@ import logging
 import os
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -95,6 +98,25 @@ _READ_COLUMNS = frozenset(
     n for f in LOADED if f.name not in ("input", "output") for n in (f.name, f.camel)
 ) | {"model"}
 _IO_COLUMNS = ("input", "output")
+
+
+@dataclass
+class ArrowBatch:
+    """The rows of one Parquet record batch that are not skipped by type, as Arrow columns, for the
+    column-wise way (:mod:`ingest.arrow_rows`)."""
+
+    batch: Any  # pyarrow.RecordBatch
+    numbers: list[int]  # the file's row number of each row
+    rows_read: int  # rows of the batch, skipped ones included
+    skipped: Counter[str]  # rows of types that are not loaded, by type (upper case)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """One row as the row path reads it: a dict, timestamps as text (see :func:`_parquet_rows`)."""
+        import pyarrow as pa
+
+        one = self.batch.slice(index, 1)
+        arrays = [a.cast(pa.string()) if pa.types.is_timestamp(a.type) else a for a in one.columns]
+        return pa.RecordBatch.from_arrays(arrays, names=one.schema.names).to_pylist()[0]
 
 
 @dataclass(frozen=True)
@@ -193,7 +215,7 @@ def detect_format(name: str) -> FileFormat | None:
 def read_rows(
     stream: IO[bytes], name: str, fmt: FileFormat | None = None, *, with_io: bool = True
 ) -> Iterator[tuple[int, Any]]:
-    """The rows of one file, streamed: ``(row_number, JSON text | dict | BadRow | SkippedRow)``.
+    """The rows of one file, streamed: ``(row_number, JSON text | dict | ArrowBatch | BadRow | SkippedRow)``.
 
     ``stream`` is the file's raw bytes (compressed if it is); ``name`` is used for the format and in messages.
     Without ``with_io``, Parquet files are not read for ``input`` and ``output``.
@@ -439,7 +461,13 @@ def _parquet_rows(stream: IO[bytes], name: str, with_io: bool) -> Iterator[tuple
     as_text = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.unit == "us" and t.tz is None]
     skip_of = _SkipTypes()
     number = 0
+    from .arrow_rows import BATCH_ROWS, vectorisable
+
     # One thread: the parser is one of several processes at work (and Arrow's threads cost memory).
+    if vectorisable(pa.schema([parquet.schema_arrow.field(n) for n in columns]), with_io):
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False)
+        yield from _arrow_batches(batches, skip_of)
+        return
     for batch in parquet.iter_batches(batch_size=4096, columns=columns, use_threads=False):
         skips = [skip_of[t] for t in batch.column("type").to_pylist()]
         kept = [i for i, skipped in enumerate(skips) if skipped is None]
@@ -454,3 +482,34 @@ def _parquet_rows(stream: IO[bytes], name: str, with_io: bool) -> Iterator[tuple
         for skipped in skips:
             number += 1
             yield number, skipped or next(rows)
+
+
+def _arrow_batches(batches: Iterator[Any], skip_of: _SkipTypes) -> Iterator[tuple[int, ArrowBatch]]:
+    """Each record batch without its rows of skipped types, for the column-wise way (ingest.arrow_rows),
+    with the number of its first row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    loaded = pa.array(sorted(LOADED_TYPES))
+    number = 0
+    for batch in batches:
+        types = batch.column("type")
+        skipped: Counter[str] = Counter()
+        others = pc.filter(types, pc.invert(pc.fill_null(pc.is_in(types, loaded), False)))
+        skipping = []
+        if len(others):
+            for entry in pc.value_counts(others).to_pylist():
+                value = entry["values"]
+                row = skip_of[value] if value is not None else None
+                if row is not None:
+                    skipping.append(value)
+                    skipped[row.type] += entry["counts"]
+        if skipping:
+            keep = pc.invert(pc.fill_null(pc.is_in(types, pa.array(skipping, types.type)), False))
+            kept = pc.indices_nonzero(keep).to_pylist()
+            rows = batch.take(pa.array(kept, pa.int64()))
+            numbers = [number + 1 + i for i in kept]
+        else:
+            rows, numbers = batch, list(range(number + 1, number + 1 + batch.num_rows))
+        yield number + 1, ArrowBatch(rows, numbers, batch.num_rows, skipped)
+        number += batch.num_rows
