@@ -62,11 +62,13 @@ def run_nightly(
 ) -> list[Step]:
     """Run the job; returns its steps (a step that raised is recorded as failed with its sentence). With
     ``report``, the last step writes the report into that folder."""
+    from ingest.warehouse.dbt import build_args
+
     steps: list[Step] = []
     with nightly_lock(database, wait=wait, on_wait=lambda text: err_console.print(text, highlight=False)):
         for source in config.sources:
             steps.append(_timed(f"ingest {source}", functools.partial(_ingest, database, source, config)))
-        steps.append(_timed("dbt build", lambda step: _dbt(["build"], database, step)))
+        steps.append(_timed("dbt build", lambda step: _dbt(build_args(), database, step)))
         steps.append(
             _timed("dbt source freshness", lambda step: _dbt(["source", "freshness"], database, step))
         )

@@ -46,7 +46,10 @@ def check_target(target: str) -> None:
 def build(
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection.")] = None,
     full_refresh: Annotated[
-        bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
+        bool,
+        typer.Option(
+            "--full-refresh", help="Rebuild incremental models from scratch, and run the unit tests too."
+        ),
     ] = False,
     target: TargetOption = "default",
     export_uri: Annotated[
@@ -58,14 +61,12 @@ def build(
         ),
     ] = None,
 ) -> None:
-    """Run `dbt build` (models and tests) against the warehouse; exits with dbt's exit code. A data test
+    """Run `dbt build` (models and data tests) against the warehouse; exits with dbt's exit code. A data test
     that warns (a value the warehouse does not know yet) is named on stderr and does not fail the build."""
     check_target(target)
-    args = ["build"]
-    if select:
-        args += ["--select", select]
-    if full_refresh:
-        args.append("--full-refresh")
+    from ingest.warehouse.dbt import build_args
+
+    args = build_args(full_refresh=full_refresh, select=select)
     if target == "spark":
         from ingest.warehouse import spark
 

@@ -93,6 +93,18 @@ class DbtOutcome:
     warned: tuple[str, ...] = ()
 
 
+def build_args(*, full_refresh: bool = False, select: str | None = None) -> list[str]:
+    """The ``dbt build`` of ``autopicker build`` and the nightly job. A build without ``--full-refresh``
+    leaves the unit tests out: they check the project's SQL on fixed rows, so no load can change their
+    outcome, and they would cost a nightly build as much as its models; a full refresh runs them, as do
+    ``make test`` and CI (docs/warehouse.md, "Tests")."""
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    args += ["--full-refresh"] if full_refresh else ["--exclude-resource-type", "unit_test"]
+    return args
+
+
 def run_dbt(args: Sequence[str], database: Database, project: Path | None = None) -> int:
     """Run one dbt command (``["build"]``, ``["test", "--select", "x"]``...) and return dbt's exit code:
     0 success, 1 a model or test failed, 2 dbt itself failed."""
