@@ -1,7 +1,8 @@
 {#-
     The days int_fallback_events_bucketed rebuilds on an incremental run, as the CTEs `watermark`,
     `event_days`, `bucket_days` and `days_to_rebuild` (column bucket_day), each followed by a comma; they
-    read the CTE `events` (int_fallback_events_enriched). On Spark, `days_to_rebuild` lists the same days,
+    read int_fallback_events_enriched itself, not the model's CTE `events`, which PostgreSQL would otherwise
+    materialize whole for its several readers. On Spark, `days_to_rebuild` lists the same days,
     worked out before the run (macros/spark_incremental.sql).
 -#}
 {% macro fallback_bucket_days_to_rebuild(model) -%}
@@ -11,8 +12,7 @@
 {% macro spark__fallback_bucket_days_to_rebuild(model) -%}
     {%- set ctes = default__fallback_bucket_days_to_rebuild(model) | trim -%}
     {%- set days_sql -%}
-        with events as (select * from {{ ref('int_fallback_events_enriched') }}),
-        {{ ctes[:-1] }}
+        with {{ ctes[:-1] }}
         select bucket_day from days_to_rebuild
     {%- endset -%}
 days_to_rebuild as (
@@ -36,7 +36,7 @@ watermark as (
 event_days as (
 
     select created_date, count(*) as fallback_count
-    from events
+    from {{ ref('int_fallback_events_enriched') }}
     group by created_date
 
 ),
@@ -53,7 +53,7 @@ bucket_days as (
 days_to_rebuild as (
 
     select created_date as bucket_day
-    from events
+    from {{ ref('int_fallback_events_enriched') }}
     where dbt_refreshed_at > (select refreshed_after from watermark)
 
     union

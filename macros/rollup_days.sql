@@ -8,6 +8,10 @@
     `rows_refreshed_through` the roll-up stored), or when its row count no longer matches: a row whose own
     time was corrected, or whose trace gained an earlier observation, left its old day, which has to be
     rebuilt too or, once empty, deleted by the post-hook.
+
+    A roll-up (int_fallback_events_bucketed too) reads the newest refresh time of its upstream from the
+    table itself, not from its own CTE over it: PostgreSQL materializes a CTE read more than once, whole,
+    which made an incremental run copy every upstream row however few days it rebuilt.
 -#}
 
 {#- The days to rebuild: a query returning one column `day`. `rollup` is the roll-up itself (`this`),

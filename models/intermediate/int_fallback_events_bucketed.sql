@@ -172,7 +172,7 @@ final as (
 
     select
         *,
-        (select max(dbt_refreshed_at) from events) as events_refreshed_through
+        (select max(dbt_refreshed_at) from {{ ref('int_fallback_events_enriched') }}) as events_refreshed_through
     from unioned
     -- a row no window start can select (an hour starting at midnight, an event on a ten-minute mark) is left out
     where not {{ window_range_is_empty('window_start_range') }}

@@ -60,7 +60,7 @@ final as (
 
     select
         *,
-        (select max(dbt_refreshed_at) from events) as rows_refreshed_through
+        (select max(dbt_refreshed_at) from {{ ref('int_fallback_events_enriched') }}) as rows_refreshed_through
     from hourly
 
 )

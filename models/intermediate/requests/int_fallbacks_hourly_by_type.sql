@@ -55,7 +55,7 @@ final as (
 
     select
         *,
-        (select max(rows_refreshed_through) from pairs) as rows_refreshed_through
+        (select max(rows_refreshed_through) from {{ ref('int_fallbacks_hourly') }}) as rows_refreshed_through
     from hourly
 
 )

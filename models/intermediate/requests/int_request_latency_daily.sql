@@ -68,7 +68,7 @@ final as (
 
     select
         *,
-        (select max(dbt_refreshed_at) from requests) as rows_refreshed_through
+        (select max(dbt_refreshed_at) from {{ ref('int_requests') }}) as rows_refreshed_through
     from histogram
 
 )
