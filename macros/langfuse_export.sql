@@ -44,6 +44,12 @@
         upgrades it). On a database no ingest has reached yet, this creates that table empty, with the same
         columns, so a plain `dbt build` works there too; the next ingest adds the rest of the raw schema.
         The lock is the ingest's own, so the two never create it at once.
+
+        Then it summarizes the block ranges that loads added to the table's BRIN indexes since the last
+        build: a range not yet summarized matches every condition, so the incremental models' reads
+        (macros/touched_traces.sql) would read all of them, and autovacuum summarizes them only once a fifth
+        of the table is new. It reads only those new ranges; a role that does not own the table leaves them
+        to autovacuum.
     -#}
     {%- set schema = var('raw_schema', 'langfuse_raw') -%}
     do $$
@@ -81,6 +87,15 @@
                 _batch_id bigint not null
             );
         end if;
+        begin
+            perform brin_summarize_new_values(brin.indexrelid)
+            from pg_index as brin
+            inner join pg_class as index_class on index_class.oid = brin.indexrelid
+            inner join pg_am on pg_am.oid = index_class.relam
+            where brin.indrelid = '{{ schema }}.observations'::regclass and pg_am.amname = 'brin';
+        exception when insufficient_privilege then
+            null;
+        end;
     end
     $$
 {%- endmacro %}

@@ -80,3 +80,18 @@
 {% macro spark__decimal_plain_text(value) -%}
     regexp_replace(regexp_replace(cast({{ value }} as string), '([.][0-9]*[1-9])0+$', '$1'), '[.]0+$', '')
 {%- endmacro %}
+
+
+{#- Pre-hook of the incremental models whose reads carry many constant conditions (macros/touched_traces.sql):
+    no JIT compilation on PostgreSQL. Their plans cost enough to cross its thresholds, and compiling their
+    long conditions took longer than running them. -#}
+{% macro without_jit() -%}
+    {{ return(adapter.dispatch('without_jit', 'autopicker')()) }}
+{%- endmacro %}
+
+{% macro default__without_jit() -%}
+{%- endmacro %}
+
+{% macro postgres__without_jit() -%}
+    set local jit = off
+{%- endmacro %}

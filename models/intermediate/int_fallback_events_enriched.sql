@@ -6,6 +6,7 @@
         unique_key='event_id',
         partition_by='created_date',
         on_schema_change='fail',
+        pre_hook=["{{ without_jit() }}"],
         indexes=[
             {'columns': ['event_id'], 'unique': True},
             {'columns': ['created_date']},
@@ -52,7 +53,7 @@ fallback_events as (
     select * from events
     where fallback_type is not null
     {% if is_incremental() %}
-        and {{ of_touched_traces() }}
+        and {{ of_touched_traces(this) }}
     {% endif %}
 
 ),

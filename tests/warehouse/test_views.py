@@ -34,6 +34,7 @@ from ingest.raw import ensure_raw_schema
 from ingest.warehouse.dbt import run_dbt
 from tests.support.cli import run_cli as run_autopicker
 from tests.support.dbt_results import GREEN_BUILD, statuses_by_kind
+from tests.support.raw_rows import load_observations
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_views")]
 
@@ -124,19 +125,7 @@ class Observations:
         return id_
 
     def load(self, database: Database) -> None:
-        """Insert the rows or, for an id already stored, replace it by a newer version (greater
-        ``updated_at``), stamping ``_loaded_at`` with the server's now(): what the loaders do."""
-        columns = list(self.rows[0])
-        placeholders = ", ".join(f"%({c})s" for c in columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
-        with database.connect() as conn:
-            conn.cursor().executemany(
-                f"insert into langfuse_raw.observations ({', '.join(columns)}) values ({placeholders})"
-                f" on conflict (id) do update set {updates}, _loaded_at = now()"
-                " where observations.updated_at < excluded.updated_at",
-                self.rows,
-            )
-            conn.commit()
+        load_observations(database, self.rows)
 
 
 @dataclass

@@ -6,6 +6,7 @@
         unique_key='trace_id',
         partition_by='request_date',
         on_schema_change='fail',
+        pre_hook=["{{ without_jit() }}"],
         indexes=[
             {'columns': ['trace_id'], 'unique': True},
             {'columns': ['request_date']},
@@ -62,7 +63,7 @@ trace_generations as (
         max(loaded_at) as generations_loaded_at
     from generations
     {% if is_incremental() %}
-        where {{ of_touched_traces() }}
+        where {{ of_touched_traces(this) }}
     {% endif %}
     group by trace_id
 
@@ -82,7 +83,7 @@ trace_fallbacks as (
         max(loaded_at) as events_loaded_at
     from fallback_events
     {% if is_incremental() %}
-        where {{ of_touched_traces() }}
+        where {{ of_touched_traces(this) }}
     {% endif %}
     group by trace_id
 
