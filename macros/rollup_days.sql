@@ -1,18 +1,38 @@
 {#-
-    Daily roll-ups of an incremental model (int_requests_daily, int_fallbacks_hourly, and
-    int_fallbacks_hourly_by_type of int_fallbacks_hourly): which UTC days an incremental run rebuilds, and
-    which it deletes.
+    Daily roll-ups of an incremental model (int_requests_daily and int_request_latency_daily of int_requests,
+    int_fallbacks_hourly, and int_fallbacks_hourly_by_type of int_fallbacks_hourly): their config, which UTC
+    days an incremental run rebuilds, and which it deletes.
 
-    A roll-up is replaced a whole day at a time (delete+insert on its day column). A day is rebuilt when one
-    of its rows was recomputed upstream since the roll-up's last run (`dbt_refreshed_at` after the newest
-    `rows_refreshed_through` the roll-up stored), or when its row count no longer matches: a row whose own
-    time was corrected, or whose trace gained an earlier observation, left its old day, which has to be
-    rebuilt too or, once empty, deleted by the post-hook.
+    A roll-up is replaced a whole day at a time (delete+insert on its day column; on Spark, insert_overwrite of
+    its day partitions). A day is rebuilt when one of its rows was recomputed upstream since the roll-up's last
+    run (`dbt_refreshed_at` after the newest `rows_refreshed_through` the roll-up stored), or when its row count
+    no longer matches: a row whose own time was corrected, or whose trace gained an earlier observation, left
+    its old day, which has to be rebuilt too or, once empty, deleted by the post-hook.
 
     A roll-up (int_fallback_events_bucketed too) reads the newest refresh time of its upstream from the
     table itself, not from its own CTE over it: PostgreSQL materializes a CTE read more than once, whole,
     which made an incremental run copy every upstream row however few days it rebuilt.
 -#}
+
+{#- The config of a daily roll-up, called at the top of the model: incremental on its UTC day column
+    `day_column`, replaced a whole day at a time (PostgreSQL: delete+insert on that column, with an index on
+    it; Spark: insert_overwrite of its day partitions, macros/spark_incremental.sql). `rows` names the model
+    it rolls up and `row_day` that model's day column: the post-hook deletes the days left without rows. -#}
+{% macro rollup_config(day_column, rows, row_day) -%}
+    {{ config(
+        materialized=intermediate_materialization(),
+        incremental_strategy=intermediate_strategy(),
+        unique_key=day_column,
+        partition_by=day_column,
+        on_schema_change='fail',
+        indexes=[{'columns': [day_column]}],
+        post_hook=[
+            "{{ delete_rollup_days_without_rows(this, '" ~ day_column ~ "', ref('" ~ rows ~ "'), '" ~ row_day ~ "') }}",
+            "{{ analyze_model(this) }}",
+        ],
+    ) }}
+{%- endmacro %}
+
 
 {#- The days to rebuild: a query returning one column `day`. `rollup` is the roll-up itself (`this`),
     `counted` its column holding the number of upstream rows it sums. A roll-up of a roll-up names the

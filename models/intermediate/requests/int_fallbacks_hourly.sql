@@ -1,19 +1,4 @@
-{{
-    config(
-        materialized=intermediate_materialization(),
-        incremental_strategy=intermediate_strategy(),
-        unique_key='fallback_date',
-        partition_by='fallback_date',
-        on_schema_change='fail',
-        indexes=[
-            {'columns': ['fallback_date']},
-        ],
-        post_hook=[
-            "{{ delete_rollup_days_without_rows(this, 'fallback_date', ref('int_fallback_events_enriched'), 'created_date') }}",
-            "{{ analyze_model(this) }}",
-        ],
-    )
-}}
+{{ rollup_config('fallback_date', 'int_fallback_events_enriched', 'created_date') }}
 
 with
 

@@ -1,19 +1,4 @@
-{{
-    config(
-        materialized=intermediate_materialization(),
-        incremental_strategy=intermediate_strategy(),
-        unique_key='request_date',
-        partition_by='request_date',
-        on_schema_change='fail',
-        indexes=[
-            {'columns': ['request_date']},
-        ],
-        post_hook=[
-            "{{ delete_rollup_days_without_rows(this, 'request_date', ref('int_requests'), 'request_date') }}",
-            "{{ analyze_model(this) }}",
-        ],
-    )
-}}
+{{ rollup_config('request_date', 'int_requests', 'request_date') }}
 
 with
 
