@@ -12,7 +12,7 @@ from typing import Any
 
 from ingest.db import Database
 from ingest.warehouse import spark
-from ingest.warehouse.views import VIEWS, last_loaded_at, read_views
+from ingest.warehouse.views import SCHEMA, VIEWS, last_loaded_at, read_views
 
 Row = dict[str, Any]
 
@@ -36,11 +36,13 @@ DASHBOARD_VIEWS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ReportData:
-    """The rows of every view the report shows, and when the warehouse last received data."""
+    """The rows of every view the report shows, when the warehouse last received data, and the schema the
+    views were read from (on Spark, the target's database: ``AUTOPICKER_SPARK_SCHEMA``)."""
 
     generated_at: datetime
     loaded_at: datetime | None
     views: dict[str, list[Row]] = field(default_factory=dict)
+    schema: str = SCHEMA
 
     def rows(self, view: str) -> list[Row]:
         return self.views.get(view, [])
@@ -78,6 +80,7 @@ def collect_spark(
 ) -> ReportData:
     """Read everything the report shows from the warehouse built on Spark (``autopicker build --target
     spark``): the same views, with values typed as PostgreSQL's driver gives them."""
+    schema = schema or spark.target_schema()
     views = spark.read_views(server, REPORT_VIEWS, schema)
     loaded = spark.last_loaded_at(server, raw_schema)
-    return ReportData(generated_at=now or datetime.now(UTC), loaded_at=loaded, views=views)
+    return ReportData(generated_at=now or datetime.now(UTC), loaded_at=loaded, views=views, schema=schema)

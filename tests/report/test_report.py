@@ -308,6 +308,10 @@ def test_every_widget_draws_and_every_number_shown_is_the_views(full: Stage) -> 
     local = [row for row in full.tables["monitoring_top_fallback_pairs"] if row["fallback_model"] == LOCAL]
     assert [row["avg_cost_usd"] for row in local] == ["—"]
     page = full.page.page
+    # each table names its view where the warehouse holds it: schema analytics on PostgreSQL
+    captions = page.locator("table[data-view] > caption code").all_text_contents()
+    captioned = [view for view in full.tables if view != "fallback_alerts"]  # the alerts' table has none
+    assert sorted(captions) == sorted(f"analytics.{view}" for view in captioned)
     gauge = page.locator("#fallback-success-rate svg").text_content() or ""
     rate = views["performance_success_rate"][0]
     assert f"{float(rate['success_rate_percent']):.2f} %" in gauge

@@ -3,7 +3,7 @@
 Simulated router traffic of the last three days (a Langfuse export, as the offline sink writes it) is built
 on the shared Spark Thrift server with `dbt build`, models and tests; the report is then read from the Spark
 views, written, and opened in headless Chromium: every widget draws, nothing leaves the page, no error is
-logged, and the numbers shown are the Spark views' own.
+logged, the numbers shown are the Spark views' own, and the tables name the views where Spark holds them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autopicker.report.data import ReportData, collect_spark
+from autopicker.report.data import FALLBACK_VIEWS, ReportData, collect_spark
 from autopicker.report.page import write_report
 from router.simulate import simulate
 from tests.report.test_report import MARKS_JS, WIDGETS
@@ -22,6 +22,10 @@ from tests.support.spark import SparkWarehouse
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
 
+CAPTIONS_JS = (
+    "() => Object.fromEntries([...document.querySelectorAll('table[data-view] > caption code')]"
+    ".map(c => [c.closest('table').dataset.view, c.textContent]))"
+)
 STATES_JS = (
     "() => Object.fromEntries([...document.querySelectorAll('figure[data-widget]')]"
     ".map(f => [f.dataset.widget, f.dataset.state]))"
@@ -55,12 +59,21 @@ def test_the_spark_views_are_read_typed_as_on_postgresql(built: SparkWarehouse, 
     assert fallbacks > 0
 
 
-def test_the_report_of_the_spark_warehouse_draws_every_widget(data: ReportData, tmp_path: Path) -> None:
+def test_the_report_of_the_spark_warehouse_draws_every_widget(
+    built: SparkWarehouse, data: ReportData, tmp_path: Path
+) -> None:
     index = write_report(data, tmp_path / "report").index
     with chromium() as browser, open_file(browser, index) as page:
         assert page.outside == [] and page.errors == [] and page.console_errors == []
         states = page.page.evaluate(STATES_JS)
         marks = page.page.evaluate(MARKS_JS)
+        captions = page.page.evaluate(CAPTIONS_JS)
         page.page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert states == dict.fromkeys(WIDGETS, "drawn")
     assert all(marks[widget] > 0 for widget in WIDGETS), marks
+    # every table names its view where Spark holds it: the target's schema, not PostgreSQL's analytics
+    assert data.schema == built.schema != "analytics"
+    assert {view: captions[view] for view, _ in FALLBACK_VIEWS} == {
+        view: f"{built.schema}.{view}" for view, _ in FALLBACK_VIEWS
+    }
+    assert all(caption == f"{built.schema}.{view}" for view, caption in captions.items()), captions
