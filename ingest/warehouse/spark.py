@@ -650,19 +650,27 @@ CLUSTER_COUNTED = (
 )
 
 
+def _selection(select: Sequence[str]) -> list[str]:
+    """dbt's arguments for building only the nodes ``select`` selects (``+fallback_all_daily``...) and the
+    tests all of whose models are among them (a test of one of them and a model left out would find no
+    table on a fresh cluster); nothing selects everything."""
+    return ["--select", *select, "--indirect-selection", "cautious"] if select else []
+
+
 def build_on_standalone_cluster(
     export: str,
     folder: Path,
     *,
     workers: int = 2,
     variables: dict[str, Any] | None = None,
+    select: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
 ) -> ClusterBuild:
     """A standalone cluster on this machine proven end to end: start a master and ``workers`` workers on
     127.0.0.1, a Thrift server whose master is that cluster, ``dbt build`` the whole project (every model,
-    unit test and data test) over the export at ``export`` there (with dbt vars ``variables``), count the
-    rows of :data:`CLUSTER_COUNTED`, and stop everything that was started (state, logs and dbt's files in
-    ``folder``)."""
+    unit test and data test; with ``select``, see :func:`_selection`) over the export at ``export`` there
+    (with dbt vars ``variables``), count the rows of :data:`CLUSTER_COUNTED`, and stop everything that was
+    started (state, logs and dbt's files in ``folder``)."""
     folder = folder.resolve()
     started = clock()
     with standalone_cluster(folder / "cluster", workers=workers) as cluster:
@@ -671,7 +679,7 @@ def build_on_standalone_cluster(
             ready = clock()
             dbt_files = ["--target-path", str(folder / "dbt"), "--log-path", str(folder / "dbt")]
             outcome = run_dbt_spark(
-                ["build", "--full-refresh", *dbt_files],
+                ["build", "--full-refresh", *_selection(select), *dbt_files],
                 server,
                 export=export,
                 variables=variables,
