@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -56,3 +57,16 @@ class SparkWarehouse:
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of one query."""
         return spark.query(self.server, sql)
+
+
+@dataclass(frozen=True)
+class SparkDemo:
+    """What ``autopicker demo --target spark`` printed and left: its state folder (``home``, where the
+    report is) and the schemas it built (the views in ``schema``, the export's source view in
+    ``raw_schema``)."""
+
+    run: subprocess.CompletedProcess[str]
+    home: Path
+    server: spark.ThriftServer
+    schema: str
+    raw_schema: str = "langfuse_raw"  # the demo's dbt vars are a user's: the source in the default schema

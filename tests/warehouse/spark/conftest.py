@@ -3,6 +3,10 @@
 A JVM takes half a minute to start, so the server is started once (by the first test that needs it) and each
 test module works in schemas of its own on it. Spark test modules carry ``pytest.mark.xdist_group("spark")``:
 with ``--dist loadgroup`` they all run on one worker, so one server is started in the whole run.
+
+A build on Spark takes minutes whatever the data (each statement pays Spark's fixed cost), so modules that
+need the same build share it: ``autopicker demo --target spark`` runs once (:func:`spark_demo`), for the
+demo's own checks and for the report's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ingest.warehouse import spark
-from tests.support.spark import SparkWarehouse
+from tests.support.cli import run_cli
+from tests.support.spark import SparkDemo, SparkWarehouse
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,22 @@ def spark_warehouse(
     """Schemas of this module's own on the shared server (named after the module)."""
     name = request.module.__name__.split(".")[-1].removeprefix("test_")
     return SparkWarehouse(spark_server, f"t_{name}", tmp_path_factory.mktemp(f"dbt-{name}"))
+
+
+@pytest.fixture(scope="session")
+def spark_demo(spark_server: spark.ThriftServer, tmp_path_factory: pytest.TempPathFactory) -> SparkDemo:
+    """``autopicker demo --target spark`` over three days of simulated traffic (400 requests, seed 11), run
+    once, on the shared server, in schema ``t_demo``, as a user runs it: the simulated export, ``dbt build
+    --full-refresh`` of every model and test over it in place, the views printed and the report written."""
+    folder = tmp_path_factory.mktemp("spark-demo")
+    home, schema = folder / "home", "t_demo"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(folder),
+        "AUTOPICKER_HOME": str(home),
+        "AUTOPICKER_SPARK_SCHEMA": schema,
+        **spark_server.dbt_env(),
+    }
+    arguments = ("--requests", "400", "--days", "3", "--seed", "11")
+    run = run_cli("demo", "--target", "spark", *arguments, env=env, timeout=3600)
+    return SparkDemo(run, home, spark_server, schema)

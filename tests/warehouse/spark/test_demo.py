@@ -1,33 +1,22 @@
 """`autopicker demo --target spark`: simulated traffic written as an export, built on Spark in place, the five
-views printed and the report written, on the shared Spark Thrift server (in a schema of this module's)."""
+views printed and the report written, on the shared Spark Thrift server (in a schema of its own; the run is
+the session's ``spark_demo``, whose build the report's tests read too)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from ingest.warehouse import spark
 from ingest.warehouse.views import VIEWS
-from tests.support.cli import run_cli
-from tests.support.spark import SparkWarehouse
+from tests.support.spark import SparkDemo
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
 
 
-def test_the_demo_on_spark_builds_the_export_and_shows_its_fallbacks(
-    spark_warehouse: SparkWarehouse, tmp_path: Path
-) -> None:
-    home = tmp_path / "home"
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "AUTOPICKER_HOME": str(home),
-        "AUTOPICKER_SPARK_SCHEMA": spark_warehouse.schema,
-        **spark_warehouse.server.dbt_env(),
-    }
-    demo = run_cli("demo", "--target", "spark", "--requests", "150", "--days", "2", env=env, timeout=3600)
-
+def test_the_demo_on_spark_builds_the_export_and_shows_its_fallbacks(spark_demo: SparkDemo) -> None:
+    demo = spark_demo.run
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr
     # the note that the build goes to the server named by the environment, not to a local one
     assert "AUTOPICKER_SPARK_HOST is set" in demo.stderr
@@ -45,16 +34,17 @@ def test_the_demo_on_spark_builds_the_export_and_shows_its_fallbacks(
         "rate_limit_fallback": int(simulated.group(1).replace(",", "")),
         "context_length_fallback": int(simulated.group(2).replace(",", "")),
     }
-    _, rows = spark_warehouse.query(
-        f"select fallback_type, sum(total_fallbacks) from {spark_warehouse.schema}.fallback_all_daily"
-        " group by fallback_type"
+    _, rows = spark.query(
+        spark_demo.server,
+        f"select fallback_type, sum(total_fallbacks) from {spark_demo.schema}.fallback_all_daily"
+        " group by fallback_type",
     )
     assert {kind: int(count) for kind, count in rows} == expected
     assert sum(expected.values()) > 0
-    index = home / "report" / "index.html"
+    index = spark_demo.home / "report" / "index.html"
     assert demo.stdout.rstrip().endswith(f"report: {index}")
     page = index.read_text()
     assert "<h1>AutoPicker fallback report</h1>" in page
     # the tables' captions name the views where this build put them: the target's schema on Spark
-    assert all(f"<code>{spark_warehouse.schema}.{view}</code>" in page for view, _ in VIEWS)
+    assert all(f"<code>{spark_demo.schema}.{view}</code>" in page for view, _ in VIEWS)
     assert "<code>analytics." not in page

@@ -1,9 +1,10 @@
 """`autopicker report --target spark`: the report of the warehouse built on Spark, checked in a real browser.
 
-Simulated router traffic of the last three days (a Langfuse export, as the offline sink writes it) is built
-on the shared Spark Thrift server with `dbt build`, models and tests; the report is then read from the Spark
-views, written, and opened in headless Chromium: every widget draws, nothing leaves the page, no error is
-logged, the numbers shown are the Spark views' own, and the tables name the views where Spark holds them.
+The warehouse is the one ``autopicker demo --target spark`` built (the session's ``spark_demo``): simulated
+router traffic of the last three days, a Langfuse export as the offline sink writes it, built in place on the
+shared Spark Thrift server with ``dbt build --full-refresh``, models and tests. The report is read from the
+Spark views, written, and opened in headless Chromium: every widget draws, nothing leaves the page, no error
+is logged, the numbers shown are the Spark views' own, and the tables name the views where Spark holds them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import pytest
 
 from autopicker.report.data import FALLBACK_VIEWS, ReportData, collect_spark
 from autopicker.report.page import write_report
-from router.simulate import simulate
+from ingest.warehouse import spark
 from tests.report.test_report import MARKS_JS, WIDGETS
 from tests.support.browser import chromium, open_file
-from tests.support.spark import SparkWarehouse
+from tests.support.spark import SparkDemo
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
 
@@ -33,25 +34,22 @@ STATES_JS = (
 
 
 @pytest.fixture(scope="module")
-def built(spark_warehouse: SparkWarehouse, tmp_path_factory: pytest.TempPathFactory) -> SparkWarehouse:
-    export = tmp_path_factory.mktemp("simulated-export")
-    simulate(export, requests=400, seed=11, days=3, project_id="spark-report")
-    run = spark_warehouse.dbt("build", export=str(export))
-    failed = {name: result for name, result in run.results.items() if result[0] not in {"success", "pass"}}
-    assert run.exit_code == 0, failed
-    return spark_warehouse
+def built(spark_demo: SparkDemo) -> SparkDemo:
+    """The demo's build, every model and test passed."""
+    assert spark_demo.run.returncode == 0, spark_demo.run.stdout[-3000:] + spark_demo.run.stderr
+    return spark_demo
 
 
 @pytest.fixture(scope="module")
-def data(built: SparkWarehouse) -> ReportData:
+def data(built: SparkDemo) -> ReportData:
     return collect_spark(built.server, built.schema, built.raw_schema)
 
 
-def test_the_spark_views_are_read_typed_as_on_postgresql(built: SparkWarehouse, data: ReportData) -> None:
+def test_the_spark_views_are_read_typed_as_on_postgresql(built: SparkDemo, data: ReportData) -> None:
     assert isinstance(data.loaded_at, datetime) and data.loaded_at.utcoffset() is not None
     assert data.days and all(isinstance(day, date) for day in data.days)
-    _, rows = built.query(
-        f"select sum(fallback_count), count(*) from {built.schema}.monitoring_fallbacks_daily"
+    _, rows = spark.query(
+        built.server, f"select sum(fallback_count), count(*) from {built.schema}.monitoring_fallbacks_daily"
     )
     fallbacks, days = rows[0]
     shown = data.rows("monitoring_fallbacks_daily")
@@ -60,7 +58,7 @@ def test_the_spark_views_are_read_typed_as_on_postgresql(built: SparkWarehouse, 
 
 
 def test_the_report_of_the_spark_warehouse_draws_every_widget(
-    built: SparkWarehouse, data: ReportData, tmp_path: Path
+    built: SparkDemo, data: ReportData, tmp_path: Path
 ) -> None:
     index = write_report(data, tmp_path / "report").index
     with chromium() as browser, open_file(browser, index) as page:
