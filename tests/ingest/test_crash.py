@@ -26,6 +26,7 @@ import pytest
 
 from ingest.db import Database
 from ingest.raw import ensure_raw_schema
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.export_files import synthetic_rows
 
 pytestmark = pytest.mark.crash
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 ITERATIONS = int(os.environ.get("CRASH_ITERATIONS", "3"))
 SEED = int(os.environ.get("CRASH_SEED", "20261206"))
 ROWS_PER_FILE = 20_000
-DEADLINE = 180.0  # seconds; generous, nothing waits on a fixed sleep
+DEADLINE = HANG_TIMEOUT  # only a hang reaches it; nothing waits on a fixed sleep
 POLL = 0.002
 JUNK = [b"not json", b"{}", b'{"id": "no-type", "trace_id": "t", "start_time": "2026-11-24 10:00:00"}']
 
