@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from ingest.db import Database, configured_url, embedded_server
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.cli import REPO
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 

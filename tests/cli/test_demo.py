@@ -33,7 +33,7 @@ def test_demo_replaces_its_rows_quietly_and_announces_the_warehouse(
     }
 
     def demo() -> subprocess.CompletedProcess[str]:
-        done = run_cli("demo", "--requests", "40", "--days", "1", "--limit", "1", env=env, timeout=600)
+        done = run_cli("demo", "--requests", "40", "--days", "1", "--limit", "1", env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         return done
 

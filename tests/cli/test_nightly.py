@@ -56,7 +56,7 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
         assert second.stderr.startswith("error: Another `autopicker nightly` is running on this warehouse")
         assert "--wait" in second.stderr and "Traceback" not in second.stderr
         server.state.release.set()
-        out, err = first.communicate(timeout=600)
+        out, err = first.communicate(timeout=HANG_TIMEOUT)
     finally:
         if first.poll() is None:
             first.kill()
@@ -236,5 +236,5 @@ def _nightly_from(export: Path, database: Database, home: Path) -> subprocess.Co
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_TIMEOUT,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from router.simulate import simulate
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.router_servers import OpenAICompatibleServer, ok, rate_limited
 
 AUTOPICKER = str(Path(sys.executable).with_name("autopicker"))
@@ -35,7 +36,7 @@ def run(
     clean.update(env or {})
     clean["COLUMNS"] = "200"
     return subprocess.run(
-        [AUTOPICKER, *args], env=clean, capture_output=True, text=True, timeout=300, cwd=cwd
+        [AUTOPICKER, *args], env=clean, capture_output=True, text=True, timeout=HANG_TIMEOUT, cwd=cwd
     )
 
 

@@ -326,7 +326,7 @@ def test_a_run_killed_mid_way_then_run_again_loses_nothing_and_doubles_nothing(
         assert checkpoint is not None, process.stderr.read() if process.stderr else ""
     finally:
         process.kill()
-        process.communicate(timeout=30)
+        process.communicate(timeout=HANG_TIMEOUT)
     assert process.returncode == -9
     assert len(stored(database)) == 50
     server.state.requests.clear()

@@ -26,12 +26,11 @@ import pytest
 
 from ingest.db import Database
 from ingest.raw import ensure_raw_schema
-from tests.support.cli import HANG_TIMEOUT
+from tests.support.cli import HANG_TIMEOUT, REPO
 from tests.support.export_files import synthetic_rows
 
 pytestmark = pytest.mark.crash
 
-REPO = Path(__file__).resolve().parents[2]
 ITERATIONS = int(os.environ.get("CRASH_ITERATIONS", "3"))
 SEED = int(os.environ.get("CRASH_SEED", "20261206"))
 ROWS_PER_FILE = 20_000

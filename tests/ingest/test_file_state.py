@@ -20,6 +20,7 @@ from ingest.chunks import REJECTS_KEPT
 from ingest.db import Database
 from ingest.loader import LoadStats, finish_batch, start_batch
 from ingest.raw import ensure_raw_schema
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.export_files import synthetic_rows, write_jsonl
 from tests.support.ingest_runner import query, run_ingest, stored
 
@@ -89,7 +90,7 @@ def test_a_gzip_bomb_line_is_rejected_within_bounded_memory(cli_env: Database, t
         env=dict(os.environ),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_TIMEOUT,
     )
     code, peak_kib = map(int, done.stdout.split())
     assert code == 1, done.stderr

@@ -14,10 +14,9 @@ import orjson
 import pytest
 
 from ingest.db import Database
-from tests.support.cli import HANG_TIMEOUT
+from tests.support.cli import HANG_TIMEOUT, REPO
 from tests.support.export_files import synthetic_rows
 
-REPO = Path(__file__).resolve().parents[2]
 DEADLINE = HANG_TIMEOUT  # only a hang reaches it; nothing waits on a fixed sleep
 POLL = 0.005
 

@@ -12,6 +12,7 @@ import redis
 
 from router import Limits, ManualClock
 from router.limits_redis import RedisLimiter
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.router import START, ask, redis_test_prefix, simulated_llm
 from tests.support.router_workers import send_requests
 
@@ -135,9 +136,9 @@ def test_replicas_in_several_processes_never_exceed_the_shared_limit(
     ]
     for process in processes:
         process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
+    outcomes = [results.get(timeout=HANG_TIMEOUT) for _ in processes]
     for process in processes:
-        process.join(30)
+        process.join(HANG_TIMEOUT)
         assert process.exitcode == 0
     served = [tokens for worker_served, _ in outcomes for tokens in worker_served]
     refused = sum(worker_refused for _, worker_refused in outcomes)

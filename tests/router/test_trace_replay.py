@@ -17,12 +17,12 @@ import pytest
 
 from router import AutoPickerLLM, ManualClock, SimulatedProvider
 from router.tracing import Tracing, unique_public_key
+from tests.support.cli import HANG_TIMEOUT, REPO
 from tests.support.router import ask
 from tests.support.router_servers import OtlpReceiver
 
 MINI, LITE = "openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite"
 UNLIMITED = {"rpm": 0, "tpm": 0, "rpd": 0}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def router(tracing: Tracing) -> AutoPickerLLM:
@@ -51,10 +51,12 @@ def test_requests_complete_while_the_exporter_is_held() -> None:
         try:
             llm = router(tracing)
             first = llm.complete(ask())
-            assert receiver.arrived.wait(30)  # the exporter now waits for an answer that does not come
+            # the exporter now waits for an answer that does not come
+            assert receiver.arrived.wait(HANG_TIMEOUT)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 # The bound only catches a hang; no timing is asserted.
-                results = pool.submit(lambda: [llm.complete(ask()) for _ in range(50)]).result(timeout=60)
+                requests = pool.submit(lambda: [llm.complete(ask()) for _ in range(50)])
+                results = requests.result(timeout=HANG_TIMEOUT)
             assert not receiver.release.is_set()  # every request finished while the export was blocked
             assert len({result.trace_id for result in results}) == 50
             receiver.release.set()
@@ -72,7 +74,7 @@ def test_a_full_queue_drops_new_traces_with_one_warning(caplog: pytest.LogCaptur
     def slow_mask(*, data: Any, **_: Any) -> Any:
         # Runs in the replaying thread, inside the SDK: holds it on the first trace until released.
         entered.set()
-        release.wait(60)
+        release.wait(HANG_TIMEOUT)
         return data
 
     with OtlpReceiver() as receiver:
@@ -86,7 +88,8 @@ def test_a_full_queue_drops_new_traces_with_one_warning(caplog: pytest.LogCaptur
         try:
             llm = router(tracing)
             first = llm.complete(ask())
-            assert entered.wait(30)  # the worker is stuck replaying the first trace, which still counts
+            # the worker is stuck replaying the first trace, which still counts
+            assert entered.wait(HANG_TIMEOUT)
             with caplog.at_level(logging.WARNING, logger="router.trace_replay"):
                 kept = [llm.complete(ask()) for _ in range(2)]
                 lost = [llm.complete(ask()) for _ in range(4)]
@@ -135,10 +138,10 @@ def run_and_exit(env: dict[str, str]) -> dict[str, int]:
     done = subprocess.run(
         [sys.executable, "-c", EXITING_PROCESS],
         env={**base, **env},
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Failed to export" not in done.stderr, done.stderr

@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 
 from router import AllModelsFailed, AutoPickerLLM, Behaviour, ManualClock, SimulatedProvider
 from router.tracing import Tracing, unique_public_key
+from tests.support.cli import HANG_TIMEOUT
 from tests.support.router import SpanCapture, ask, metadata, simulated_llm
 from tests.support.router_servers import OtlpReceiver
 
@@ -274,7 +275,9 @@ def test_a_dead_or_silent_langfuse_never_blocks_a_request(server: str) -> None:
         assert llm.tracing.enabled
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             # The bound only catches a hang; no timing is asserted.
-            results = pool.submit(lambda: [llm.complete(ask()) for _ in range(5)]).result(timeout=60)
+            results = pool.submit(lambda: [llm.complete(ask()) for _ in range(5)]).result(
+                timeout=HANG_TIMEOUT
+            )
         assert [result.model for result in results] == [MINI, MINI, LITE, LITE, LITE]
         assert all(result.trace_id for result in results)
     finally:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from autopicker.clock import ManualClock
 from ingest.db import Database
-from tests.support.cli import HANG_TIMEOUT
+from tests.support.cli import HANG_TIMEOUT, REPO
 from tests.support.langfuse_api import LangfuseAPIServer, iso
 
 
@@ -91,7 +91,6 @@ def spread(prefix: str, typ: str, count: int, newest: datetime, step: timedelta)
     return [observation(f"{prefix}-{i:05d}", typ, newest - i * step) for i in range(count)]
 
 
-REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.cli import HANG_TIMEOUT
+
 
 def send_requests(
     url: str, prefix: str, start: float, requests: int, overrides: dict[str, Any], barrier: Any, results: Any
@@ -26,7 +28,7 @@ def send_requests(
     )
     served: list[int] = []
     refused = 0
-    barrier.wait(30)
+    barrier.wait(HANG_TIMEOUT)
     for _ in range(requests):
         try:
             result = llm.complete([{"role": "user", "content": "abcd" * 300}], max_tokens=100)

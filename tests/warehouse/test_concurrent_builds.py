@@ -22,12 +22,11 @@ import pytest
 from ingest.db import Database
 from ingest.raw import ensure_raw_schema
 from ingest.warehouse.dbt import dbt_env, run_dbt
-from tests.support.cli import AUTOPICKER
+from tests.support.cli import AUTOPICKER, HANG_TIMEOUT, REPO
 from tests.warehouse.test_views import Observations
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_concurrent")]
 
-REPO = Path(__file__).resolve().parents[2]
 #: How long the two builds may take to reach their lock waits (a loaded machine is slow to start dbt).
 REACH_WAITS_WITHIN_S = 240
 
@@ -105,7 +104,7 @@ def test_two_builds_at_once_both_succeed(built_once: Database, tmp_path: Path, k
                     time.sleep(0.2)
             blocker.rollback()  # let them go
             for build in builds:
-                build.wait(timeout=600)
+                build.wait(timeout=HANG_TIMEOUT)
         finally:
             for build in builds:
                 if build.poll() is None:

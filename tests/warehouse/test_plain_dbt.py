@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from autopicker.cli.app import app
 from ingest.db import Database
 from ingest.schema import RAW_SCHEMA, observations
-from tests.conftest import REPO
+from tests.support.cli import HANG_TIMEOUT, REPO
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_plain")]
 
@@ -45,9 +45,8 @@ def test_plain_dbt_build_works_on_a_fresh_database(cli_env: Database, tmp_path: 
         "DBT_LOG_PATH": str(tmp_path / "logs"),
     }
     dbt = Path(sys.executable).with_name("dbt")
-    build = subprocess.run(
-        [str(dbt), "build"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    command = [str(dbt), "build"]
+    build = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT)
     assert build.returncode == 0, build.stdout[-3000:]
 
     # The raw table the build created is the one the ingest declares.
