@@ -10,8 +10,8 @@ One database per module and few dbt invocations (each costs seconds), as module 
    models pick the changes up and leave untouched traces alone;
 5. ``dbt run --full-refresh`` of the incremental models: the same answers as the incremental runs.
 
-Timestamps are relative to the server's ``now()`` when the fixture is written, so the 7-day window covers
-them; the events near the window's edge keep a 30-minute margin, far more than the module takes.
+Timestamps are relative to the server's ``now()`` when the fixture is written, and every dbt run takes that
+instant for now (var ``reporting_now``): the answers hold however long a loaded machine takes over the module.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import yaml
 from ingest.db import Database
 from ingest.raw import ensure_raw_schema
 from ingest.warehouse.dbt import run_dbt
+from tests.support.cli import REPO
 from tests.support.cli import run_cli as run_autopicker
 from tests.support.dbt_results import GREEN_BUILD, statuses_by_kind
 from tests.support.raw_rows import load_observations
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("dbt_views")]
 
-REPO = Path(__file__).resolve().parents[2]
 
 VIEWS = (
     "fallback_rate_limit_daily",
@@ -318,10 +318,11 @@ class Warehouse:
     _runs: Iterator[int] = field(default_factory=count)
 
     def dbt(self, *args: str) -> DbtRun:
+        """One dbt command; its views take the fixture's clock for now (merged into any ``--vars`` given)."""
         run = self.root / f"run-{next(self._runs):02d}"
         code = run_dbt(
             [
-                *args,
+                *self._with_clock(args),
                 "--target-path",
                 str(self.root / "target"),
                 "--log-path",
@@ -344,6 +345,15 @@ class Warehouse:
             else []
         )
         return DbtRun(code, results, events)
+
+    def _with_clock(self, args: tuple[str, ...]) -> list[str]:
+        pinned = {"reporting_now": self.clock.now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}
+        given = list(args)
+        if "--vars" not in given:
+            return [*given, "--vars", json.dumps(pinned)]
+        at = given.index("--vars") + 1
+        given[at] = json.dumps({**pinned, **json.loads(given[at])})
+        return given
 
     def views(self) -> dict[str, list[tuple[object, ...]]]:
         """Every view's rows, in the view's order, read in one transaction."""
