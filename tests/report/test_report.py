@@ -179,21 +179,22 @@ def warehouse(
     yield module_database, tmp_path_factory.mktemp("report")
 
 
+#: The instant the module takes for now: every build and report of it (taken at import, when pytest collects).
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _stage(
     name: str, warehouse: tuple[Database, Path], browser: Browser, traffic: Traffic | None
 ) -> Iterator[Stage]:
     database, root = warehouse
     if traffic is not None:
         traffic.load(database, f"{name}.jsonl")
-    assert (
-        run_dbt(
-            ["build", "--target-path", str(root / "target"), "--log-path", str(root / f"{name}-logs")],
-            database,
-        )
-        == 0
-    )
+    # The views and the report take NOW for now: the answers hold even if a UTC day ends meanwhile.
+    pinned = json.dumps({"reporting_now": f"{NOW:%Y-%m-%d %H:%M:%S}"})
+    paths = ["--target-path", str(root / "target"), "--log-path", str(root / f"{name}-logs")]
+    assert run_dbt(["build", *paths, "--vars", pinned], database) == 0
     folder = root / name
-    write_report(collect(database), folder)
+    write_report(collect(database, now=NOW), folder)
     with open_file(browser, folder / "index.html") as page:
         for dashboard in DASHBOARDS:
             page.page.locator(f"section[data-dashboard={dashboard}]").screenshot(
@@ -212,7 +213,6 @@ def _stage(
         )
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 #: A moment late enough today (UTC) for the calls of one request, early enough not to be in the future.
 TODAY = max(NOW.replace(hour=0, minute=5), NOW - timedelta(minutes=30))
 YESTERDAY = TODAY - timedelta(days=1)
