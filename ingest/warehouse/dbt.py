@@ -91,6 +91,8 @@ class DbtOutcome:
     statuses: Counter[str] = field(default_factory=Counter)
     #: what warned, one entry a node: a data test (see :func:`_warned`) or a source freshness check
     warned: tuple[str, ...] = ()
+    #: the error that stopped dbt before or between its nodes (exit code 2), as dbt words it
+    error: str = ""
 
 
 def build_args(*, full_refresh: bool = False, select: str | None = None) -> list[str]:
@@ -148,7 +150,7 @@ def _invoke(args: Sequence[str], env: dict[str, str], project: Path | None) -> D
         raise UsageError(f"dbt: {result.exception}")
     if result.exception is not None:
         logger.debug("dbt raised", exc_info=result.exception)
-        return DbtOutcome(2)
+        return DbtOutcome(2, error=str(result.exception))
     statuses: Counter[str] = Counter()
     warned: list[str] = []
     for node_result in getattr(result.result, "results", None) or ():

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from autopicker.errors import UsageError, UserError
 from ingest.warehouse import spark
+from ingest.warehouse.dbt import DbtOutcome, run_dbt_with
 
 pytestmark = [pytest.mark.xdist_group("spark")]
 
@@ -100,3 +103,59 @@ def test_export_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert spark.export_location("file:///data/export") == "file:///data/export"
     with pytest.raises(UsageError, match="missing is not a folder"):
         spark.export_location("missing")
+
+
+#: The error dbt stopped with when the server failed to close a session (a test build, 2026-12-07), shortened.
+FAILED_CLOSE_ERROR = (
+    "TCloseSessionResp(status=TStatus(statusCode=3, infoMessages=['*java.lang.RuntimeException:"
+    "java.lang.NoClassDefFoundError: org/apache/hadoop/hive/llap/security/LlapSigner$Signable:21:20', "
+    "'org.apache.hive.service.cli.session.HiveSessionProxy:invoke:HiveSessionProxy.java:76'], sqlState=None, "
+    "errorCode=None, errorMessage='java.lang.NoClassDefFoundError: "
+    "org/apache/hadoop/hive/llap/security/LlapSigner$Signable'))"
+)
+
+
+def _runs(*outcomes: DbtOutcome) -> tuple[list[DbtOutcome], Callable[[], DbtOutcome]]:
+    """A dbt command as Spark answered it, one outcome a run; and the list of the runs made."""
+    made: list[DbtOutcome] = []
+
+    def run() -> DbtOutcome:
+        made.append(outcomes[len(made)])
+        return made[-1]
+
+    return made, run
+
+
+def test_a_command_stopped_by_a_failed_session_close_runs_again(caplog: pytest.LogCaptureFixture) -> None:
+    made, run = _runs(DbtOutcome(2, error=FAILED_CLOSE_ERROR), DbtOutcome(0, Counter(success=26)))
+    assert spark.again_after_failed_close(run) == DbtOutcome(0, Counter(success=26))
+    assert len(made) == 2
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "The Spark Thrift server failed to close a session (a jar its distribution lacks); "
+        "running the dbt command again."
+    ]
+    # Not for ever: after the retries, the error is the command's.
+    made, run = _runs(*[DbtOutcome(2, error=FAILED_CLOSE_ERROR)] * (spark.FAILED_CLOSE_RETRIES + 1))
+    assert spark.again_after_failed_close(run).error == FAILED_CLOSE_ERROR
+    assert len(made) == spark.FAILED_CLOSE_RETRIES + 1
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        DbtOutcome(1, Counter(success=25, error=1)),  # a model failed: its error is the build's answer
+        DbtOutcome(2, error="Runtime Error\n  Could not find profile named 'nowhere'"),
+        DbtOutcome(0, Counter(success=26)),
+    ],
+    ids=["a-failed-model", "another-error", "success"],
+)
+def test_any_other_outcome_is_the_commands_own(outcome: DbtOutcome) -> None:
+    made, run = _runs(outcome, DbtOutcome(0))
+    assert spark.again_after_failed_close(run) == outcome
+    assert len(made) == 1
+
+
+def test_dbt_says_why_it_stopped(tmp_path: Path) -> None:
+    (tmp_path / "dbt_project.yml").write_text('name: p\nversion: "1"\nconfig-version: 2\nprofile: nowhere\n')
+    outcome = run_dbt_with(["run", "--profiles-dir", str(tmp_path)], {}, tmp_path)
+    assert (outcome.code, outcome.error) == (2, "Runtime Error\n  Could not find profile named 'nowhere'")
