@@ -17,6 +17,7 @@ from ingest.db import Database
 from ingest.warehouse.nightly import NIGHTLY_LOCK, ApiSettings, FilesSettings, load_config, nightly_lock
 from tests.support.api import REPO, observation, subprocess_env, wait_until
 from tests.support.cli import HANG_TIMEOUT
+from tests.support.clock import reporting_now
 from tests.support.export_files import write_jsonl
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
 
@@ -232,9 +233,7 @@ def project_with_clock(folder: Path, now: datetime) -> Path:
         shutil.copytree(REPO / part, folder / part)
     shutil.copy(REPO / "profiles.yml", folder)
     settings = (REPO / "dbt_project.yml").read_text()
-    pinned = settings.replace(
-        "  reporting_now: null\n", f"  reporting_now: '{now.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}'\n"
-    )
+    pinned = settings.replace("  reporting_now: null\n", f"  reporting_now: '{reporting_now(now)}'\n")
     assert pinned != settings, "dbt_project.yml no longer sets reporting_now: null"
     (folder / "dbt_project.yml").write_text(pinned)
     return folder

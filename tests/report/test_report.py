@@ -36,6 +36,7 @@ from ingest.raw import ensure_raw_schema
 from ingest.warehouse.dbt import run_dbt
 from tests.support.browser import OpenedPage, chromium, open_file
 from tests.support.cli import REPO, run_cli
+from tests.support.clock import reporting_now
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("report")]
 
@@ -190,7 +191,7 @@ def _stage(
     if traffic is not None:
         traffic.load(database, f"{name}.jsonl")
     # The views and the report take NOW for now: the answers hold even if a UTC day ends meanwhile.
-    pinned = json.dumps({"reporting_now": f"{NOW:%Y-%m-%d %H:%M:%S}"})
+    pinned = json.dumps({"reporting_now": reporting_now(NOW)})
     paths = ["--target-path", str(root / "target"), "--log-path", str(root / f"{name}-logs")]
     assert run_dbt(["build", *paths, "--vars", pinned], database) == 0
     folder = root / name

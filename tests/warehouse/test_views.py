@@ -35,6 +35,7 @@ from ingest.raw import ensure_raw_schema
 from ingest.warehouse.dbt import run_dbt
 from tests.support.cli import REPO
 from tests.support.cli import run_cli as run_autopicker
+from tests.support.clock import reporting_now
 from tests.support.dbt_results import GREEN_BUILD, statuses_by_kind
 from tests.support.raw_rows import load_observations
 
@@ -348,7 +349,7 @@ class Warehouse:
         return DbtRun(code, results, events)
 
     def _with_clock(self, args: tuple[str, ...]) -> list[str]:
-        pinned = {"reporting_now": self.clock.now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}
+        pinned = {"reporting_now": reporting_now(self.clock.now)}
         given = list(args)
         if "--vars" not in given:
             return [*given, "--vars", json.dumps(pinned)]
