@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,10 @@ from autopicker.errors import UsageError, UserError
 from ingest.db import Database
 from ingest.warehouse.nightly import NIGHTLY_LOCK, ApiSettings, FilesSettings, load_config, nightly_lock
 from tests.support.api import REPO, observation, subprocess_env, wait_until
-from tests.support.cli import HANG_TIMEOUT
+from tests.support.cli import AUTOPICKER, HANG_TIMEOUT
 from tests.support.clock import reporting_now
 from tests.support.export_files import write_jsonl
 from tests.support.langfuse_api import Fault, LangfuseAPIServer, LangfuseState
-
-CLI = [sys.executable, "-m", "autopicker"]
 
 
 @pytest.fixture
@@ -43,7 +40,7 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
     env = subprocess_env(database, server, tmp_path) | {"AUTOPICKER_SOURCES": "api"}
     server.state.faults.append(Fault("hold"))  # the first job stays in its ingest until released
     first = subprocess.Popen(
-        [*CLI, "nightly"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*AUTOPICKER, "nightly"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert wait_until(server.state.observation_requests, alive=lambda: first.poll() is None), (
@@ -51,7 +48,7 @@ def test_nightly_ingests_builds_checks_freshness_and_refuses_a_second_job_at_onc
         )
 
         second = subprocess.run(
-            [*CLI, "nightly"], env=env, cwd=REPO, capture_output=True, text=True, timeout=HANG_TIMEOUT
+            [*AUTOPICKER, "nightly"], env=env, cwd=REPO, capture_output=True, text=True, timeout=HANG_TIMEOUT
         )
 
         assert second.returncode == 1
@@ -250,7 +247,7 @@ def _nightly_from(
         "AUTOPICKER_PROJECT_DIR": str(project),
     }
     return subprocess.run(
-        [*CLI, "nightly", "--source", str(export), "--no-report"],
+        [*AUTOPICKER, "nightly", "--source", str(export), "--no-report"],
         env=env,
         cwd=REPO,
         capture_output=True,
