@@ -19,6 +19,7 @@ detected latency unit (which a row carries on to the rows after it) come out as 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
@@ -73,16 +74,70 @@ _LEADING_ZERO = r"^0[0-9]+$"
 _CONTROL = r"[\x00-\x1f]"
 _COPY_SPECIAL = r"[\\\t\n\r]"
 _SPECIAL = r"[\x00\\\t\n\r]"  # what a text field cannot hold as it is
+_SPECIAL_BYTES = re.compile(_SPECIAL.encode())
 
 
 @dataclass
 class Block:
-    """Consecutive rows made here: their ids, COPY lines (without newline), row numbers and versions."""
+    """Consecutive rows made here, as Arrow columns: their ids and COPY lines (without newline), their row
+    numbers, and their versions (updated_at as normalised text, read only for an id met twice)."""
 
-    ids: list[str]
-    lines: list[str]
+    ids: pa.Array
+    lines: pa.Array
     numbers: list[int]
-    versions: pa.Array  # updated_at as normalised (text), read only for an id met twice
+    versions: pa.Array
+
+    @property
+    def size(self) -> int:
+        """Bytes of the lines."""
+        offsets = _offsets(self.lines)
+        return int(offsets[-1].as_py() - offsets[0].as_py())
+
+
+@dataclass
+class ChunkText:
+    """Blocks made into one chunk's COPY text (see :func:`chunk_text`)."""
+
+    blob: memoryview  # of the Arrow buffer that holds the text, not a copy of it
+    numbers: list[int]  # the row number of each line
+    repeated: int  # the last lines, whose ids an earlier source held
+    repeated_at: int  # the byte where they start
+    ids: list[str]
+
+
+def chunk_text(blocks: list[Block], earlier: pa.Array | None) -> ChunkText | None:
+    """The COPY text of consecutive blocks as one chunk, made in Arrow as ingest.chunks makes it row by
+    row: lines in id order, those whose ids ``earlier`` holds last (in id order too), each ending in a
+    newline. None when an id occurs twice: the row-by-row way then keeps the newest version of it."""
+    ids = pa.concat_arrays([block.ids for block in blocks])
+    order = pc.sort_indices(ids)
+    ids = ids.take(order)
+    count = len(ids)
+    if count > 1 and pc.any(pc.equal(ids.slice(1), ids.slice(0, count - 1))).as_py():
+        return None
+    if earlier is not None and len(earlier):
+        held = pc.is_in(ids, value_set=earlier)
+        repeated = len(pc.indices_nonzero(held))
+        if repeated:
+            order = order.take(
+                pa.concat_arrays([pc.indices_nonzero(pc.invert(held)), pc.indices_nonzero(held)])
+            )
+    else:
+        repeated = 0
+    lines = pa.concat_arrays([block.lines for block in blocks]).take(order)
+    numbers = [number for block in blocks for number in block.numbers]
+    numbers = [numbers[i] for i in order.to_pylist()]
+    text = pc.binary_join_element_wise(lines, "", "\n")
+    offsets = _offsets(text)
+    first = offsets[0].as_py()
+    blob = memoryview(text.buffers()[2].slice(first, offsets[-1].as_py() - first))
+    repeated_at = offsets[count - repeated].as_py() - first
+    return ChunkText(blob, numbers, repeated, repeated_at, ids.to_pylist())
+
+
+def _offsets(text: pa.Array) -> pa.Array:
+    """The offsets of a string array's values in its data buffer (one more than its length)."""
+    return pa.Array.from_buffers(pa.int32(), len(text) + 1, [None, text.buffers()[1]], offset=text.offset)
 
 
 def vectorisable(schema: pa.Schema, with_io: bool) -> bool:
@@ -131,6 +186,22 @@ def _column(batch: pa.RecordBatch, name: str, kind: pa.DataType) -> pa.Array:
 def _compact(column: pa.Array) -> pa.Array:
     """A map column whose children start at its first entry (``keys`` and ``items`` ignore a slice)."""
     return pa.concat_arrays([column]) if column.offset or column.offsets[0].as_py() else column
+
+
+def _matches(text: pa.Array, pattern: str) -> pa.Array:
+    """Whether each text matches ``pattern`` (null: false), each distinct text tried once (model
+    parameters, like metadata values, are a few values repeated)."""
+    encoded = pc.dictionary_encode(text)
+    matched = pc.take(pc.match_substring_regex(encoded.dictionary, pattern), encoded.indices)
+    return pc.fill_null(matched, False)
+
+
+def _has_special(text: pa.Array) -> bool:
+    """Whether any text of a string array may hold a NUL or a character COPY escapes: a search of its data
+    buffer, which also holds the text outside a sliced array's range (a false alarm costs only the slower
+    escaping of the batch)."""
+    data = text.buffers()[2]
+    return data is not None and _SPECIAL_BYTES.search(memoryview(data)) is not None
 
 
 def _true(mask: pa.Array) -> pa.Array:
@@ -247,8 +318,7 @@ class _Columns:
         for name in _IDS:
             checks.append(_true(pc.less_equal(pc.binary_length(texts[name]), ID_MAX_BYTES)))
         # One look at all the text tells whether any has a NUL or a character to escape (rarely).
-        special = pc.any(pc.match_substring_regex(_join([texts[name] for name in _TEXTS], "\x01"), _SPECIAL))
-        self.special = special.as_py()
+        self.special = any(_has_special(texts[name]) for name in _TEXTS)
         if self.special:
             for name in _TEXTS:
                 checks.append(pc.invert(pc.fill_null(pc.match_substring(texts[name], "\x00"), False)))
@@ -259,9 +329,7 @@ class _Columns:
         micros = pc.subtract(end.cast(pa.int64()), start.cast(pa.int64()))
         checks.append(_true(pc.and_(pc.greater_equal(micros, 0), pc.less(micros, _EXACT_MICROS))))
         parameters = texts["model_parameters"]
-        checks.append(
-            pc.or_(_empty(parameters), pc.fill_null(pc.match_substring_regex(parameters, _PARAMETERS), False))
-        )
+        checks.append(pc.or_(_empty(parameters), _matches(parameters, _PARAMETERS)))
         latency, ttft, cost = floats["latency"], floats["time_to_first_token"], floats["total_cost"]
         checks.append(_true(pc.is_finite(latency)))
         checks.append(_true(pc.is_finite(ttft)))
@@ -427,8 +495,8 @@ def _block(
             null_replacement="",
         )
         yield Block(
-            columns.ids.slice(start, count).to_pylist(),
-            lines.to_pylist(),
+            columns.ids.slice(start, count),
+            lines,
             item.numbers[start:end],
             columns.versions.slice(start, count),
         )

@@ -38,12 +38,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from .normalize import COPY_COLUMNS, Normalizer, RowError, version_key
 from .readers import ArrowBatch, BadRow, SkippedRow, UnreadableFile
+
+if TYPE_CHECKING:  # pyarrow is imported only where a Parquet file is read
+    from .arrow_rows import Block, ChunkText
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class Rejection:
 class Chunk:
     """Up to CHUNK_ROWS rows of one source, ready for COPY."""
 
-    blob: bytes | bytearray  # COPY text (format text, NULL ''), one line per row to write
+    blob: bytes | bytearray | memoryview  # COPY text (format text, NULL ''), one line per row to write
     row_numbers: list[Any]  # the row number of each line of blob
     rejections: list[Rejection]
     rows_read: int
@@ -144,11 +147,16 @@ class ParserFailed(RuntimeError):
 
 
 class _Rows:
-    """The rows of the chunk being built: one line per id, the newest version of each (ties: the first)."""
+    """The rows of the chunk being built: one line per id, the newest version of each (ties: the first).
 
-    __slots__ = ("lines", "numbers", "first_at", "repeated", "earlier", "size", "duplicates")
+    Rows made in Arrow (a Parquet file's, see ingest.arrow_rows) are held as their blocks of columns while
+    the chunk has no other rows, and the chunk's text is then made in Arrow too; a row of the row path, or
+    an id met twice, has the blocks' rows added one by one like any other, in their order."""
+
+    __slots__ = ("lines", "numbers", "first_at", "repeated", "earlier", "size", "duplicates", "blocks")
 
     def __init__(self, earlier: frozenset[str]) -> None:
+        self.blocks: list[Block] = []
         self.lines: list[str] = []
         self.numbers: list[Any] = []
         self.first_at: dict[str, int] = {}
@@ -157,8 +165,31 @@ class _Rows:
         self.size = 0  # characters of the lines
         self.duplicates = 0
 
+    def add_block(self, block: Block) -> None:
+        """Add the rows of a block made in Arrow."""
+        if self.lines:
+            self._add_each(block)
+        else:
+            self.blocks.append(block)
+            self.size += block.size
+
+    def spill(self) -> None:
+        """Add the held blocks' rows one by one."""
+        blocks, self.blocks = self.blocks, []
+        for block in blocks:
+            self.size -= block.size
+            self._add_each(block)
+
+    def _add_each(self, block: Block) -> None:
+        versions = block.versions
+        rows = zip(block.ids.to_pylist(), block.lines.to_pylist(), block.numbers, strict=True)
+        for index, (oid, line, number) in enumerate(rows):
+            self.add(oid, versions[index], line, number)
+
     def add(self, oid: str, version: Any, line: str, number: Any) -> None:
         """Add a row's line; ``version`` is its updated_at as text (or an Arrow scalar of it)."""
+        if self.blocks:
+            self.spill()
         lines = self.lines
         count = len(lines)
         at = self.first_at.setdefault(oid, count)
@@ -191,6 +222,7 @@ def make_chunks(
     earlier = recent.snapshot() if recent is not None else frozenset()
     pending = _Rows(earlier)
     add = pending.add
+    earlier_arrow: list[Any] = []  # earlier as an Arrow array, made once if a chunk of Arrow rows needs it
     rejections: list[Rejection] = []
     read = rejected = 0
     chunk_chars = CHUNK_CHARS
@@ -223,14 +255,14 @@ def make_chunks(
         if result is not None:
             add(result[0], result[1], result[2], number)
         if read >= limit or pending.size > chunk_chars:
-            yield _chunk(pending, rejections, read, normalizer, position)
+            yield _chunk(pending, rejections, read, normalizer, position, earlier_arrow)
             limit = min(limit * 2, chunk_rows)
             if recent is not None:
                 recent.add(pending.first_at)
             pending, rejections, read = _Rows(earlier), [], 0
             add = pending.add
     if read:
-        yield _chunk(pending, rejections, read, normalizer, position)
+        yield _chunk(pending, rejections, read, normalizer, position, earlier_arrow)
         if recent is not None:
             recent.add(pending.first_at)
 
@@ -267,39 +299,66 @@ def _arrow_rows(
             if result is not None:
                 add(result[0], result[1], result[2], number)
             continue
-        versions = piece.versions
-        for index, (oid, line, number) in enumerate(zip(piece.ids, piece.lines, piece.numbers, strict=True)):
-            add(oid, versions[index], line, number)
+        pending.add_block(piece)
     return rejected
 
 
 def _chunk(
-    pending: _Rows, rejections: list[Rejection], read: int, normalizer: Normalizer, position: Any
+    pending: _Rows,
+    rejections: list[Rejection],
+    read: int,
+    normalizer: Normalizer,
+    position: Any,
+    earlier_arrow: list[Any],
 ) -> Chunk:
-    lines, numbers, repeated = pending.lines, pending.numbers, pending.repeated
-    # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
-    order = sorted(range(len(lines)), key=lines.__getitem__)
-    tail = b""
-    if repeated:  # the repeated rows go last, in id order too
-        marked = set(repeated)
-        tail = _blob([lines[i] for i in order if i in marked])
-        order = [i for i in order if i not in marked] + [i for i in order if i in marked]
-    head = _blob([lines[i] for i in order[: len(order) - len(repeated)]])
+    blob: bytes | memoryview
+    made = _arrow_text(pending, earlier_arrow) if pending.blocks else None
+    if made is not None:
+        blob, row_numbers, repeated, repeated_at = made.blob, made.numbers, made.repeated, made.repeated_at
+        pending.first_at = dict.fromkeys(made.ids, 0)
+    else:
+        pending.spill()  # an id met twice among them
+        lines, numbers, marked = pending.lines, pending.numbers, pending.repeated
+        # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
+        order = sorted(range(len(lines)), key=lines.__getitem__)
+        tail = b""
+        if marked:  # the repeated rows go last, in id order too
+            held = set(marked)
+            tail = _blob([lines[i] for i in order if i in held])
+            order = [i for i in order if i not in held] + [i for i in order if i in held]
+        head = _blob([lines[i] for i in order[: len(order) - len(marked)]])
+        blob, row_numbers, repeated, repeated_at = (
+            head + tail if tail else head,
+            [numbers[i] for i in order],
+            len(marked),
+            len(head),
+        )
     skipped = normalizer.skipped.copy()
     normalizer.skipped.clear()
     latency_ms, normalizer.millis_rows = normalizer.millis_rows, 0
     return Chunk(
-        head + tail if tail else head,
-        [numbers[i] for i in order],
+        blob,
+        row_numbers,
         rejections,
         read,
         pending.duplicates,
         skipped,
         position() if position else None,
-        len(repeated),
-        len(head),
+        repeated,
+        repeated_at,
         latency_ms,
     )
+
+
+def _arrow_text(pending: _Rows, earlier_arrow: list[Any]) -> ChunkText | None:
+    """The chunk's text made in Arrow from its held blocks (see ingest.arrow_rows.chunk_text)."""
+    import pyarrow as pa
+
+    from .arrow_rows import chunk_text
+
+    if pending.earlier and not earlier_arrow:
+        earlier_arrow.append(pa.array(sorted(pending.earlier), pa.string()))
+    return chunk_text(pending.blocks, earlier_arrow[0] if earlier_arrow else None)
 
 
 def _blob(lines: list[str]) -> bytes:
@@ -558,7 +617,7 @@ def _read_exact(pipe: int, size: int) -> bytearray:
     return buffer
 
 
-def _write_all(pipe: int, data: bytes) -> None:
+def _write_all(pipe: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(pipe, view) :]

@@ -2,7 +2,8 @@
 
 Whatever the file holds (values to reject, NUL characters, numbers beyond every limit, long ids, odd levels,
 metadata in every encoding, latencies in either unit), loading it the column-wise way must store exactly the
-rows, and reject exactly the rows with the same messages and raw text, that the row path does.
+rows, and reject exactly the rows with the same messages and raw text, that the row path does; and the chunks
+whose text is made in Arrow must be, byte for byte, the chunks made row by row.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import arrow_rows, loader
+from ingest import arrow_rows, chunks, loader
 from ingest.db import Database
 from ingest.normalize import COPY_COLUMNS
 from ingest.raw import ensure_raw_schema
@@ -176,6 +177,47 @@ def parquet_rows(draw: st.DrawFn) -> dict[str, Any]:
     return row
 
 
+@st.composite
+def export_rows(draw: st.DrawFn, number: int) -> dict[str, Any]:
+    """A row as an export holds it, which the column-wise way makes whole: id ``o{number}``, text that
+    COPY must escape or that is not ASCII now and then, and every other value within the rules."""
+    start = BASE + timedelta(milliseconds=draw(st.integers(0, 10**6)))
+    end = start + timedelta(milliseconds=draw(st.integers(0, 10**5)))
+    return {
+        "id": f"o{number}",
+        "trace_id": draw(st.sampled_from(["t1", "t2", "t\\3"])),
+        "project_id": "p",
+        "parent_observation_id": draw(st.sampled_from(["", None, "root"])),
+        "type": draw(st.sampled_from(["GENERATION", "EVENT", "SPAN"])),
+        "name": draw(st.sampled_from(["llm_call", "fallback", "naïve\tname", None])),
+        "level": draw(st.sampled_from(["DEFAULT", "ERROR", "WARNING"])),
+        "status_message": draw(st.sampled_from([None, "", "rate limited\nretry", "東京"])),
+        "environment": "production",
+        "provided_model_name": draw(st.sampled_from(["openai/gpt-4o-mini", None, ""])),
+        "model_parameters": draw(st.sampled_from([None, '{"temperature":0.2}'])),
+        "usage_details": draw(st.sampled_from([None, [("input", 10), ("output", 3)]])),
+        "cost_details": draw(st.sampled_from([None, [("total", 0.5), ("input", 1.0)]])),
+        "total_cost": draw(st.sampled_from([None, 0.0, 1.5, 0.00019005])),
+        "start_time": start,
+        "end_time": end,
+        "completion_start_time": draw(st.sampled_from([None, start])),
+        "created_at": start,
+        "updated_at": end,
+        "latency": (end - start).total_seconds(),
+        "time_to_first_token": draw(st.sampled_from([None, 0.1])),
+        "metadata": draw(
+            st.sampled_from(
+                [
+                    None,
+                    [("original_model", '"openai/gpt-4o"'), ("estimated_tokens", "150000")],
+                    [("k", "é\\x")],
+                ]
+            )
+        ),
+        "input": "a prompt",
+    }
+
+
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     arrays = [pa.array([r[f.name] for r in rows], f.type) for f in SCHEMA]
     pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA), path, row_group_size=5)
@@ -233,3 +275,58 @@ def test_the_column_wise_way_stores_and_rejects_as_the_row_path(
         patch.setattr(arrow_rows, "vectorisable", lambda *args: False)
         row_path = _load(conn, path, unit)
     assert column_wise == row_path
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(parquet_rows(), min_size=1, max_size=30),
+    st.booleans(),
+    st.data(),
+    st.sampled_from([3, 8, 1000]),
+    st.sampled_from([2, 7, 20_000]),
+)
+def test_a_chunk_made_in_arrow_is_the_chunk_made_row_by_row(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[dict[str, Any]],
+    distinct: bool,
+    data: st.DataObject,
+    batch_rows: int,
+    chunk_rows: int,
+) -> None:
+    if distinct:  # as in an export: every id once, in no order, and most rows made in Arrow whole
+        order = data.draw(st.permutations(range(len(rows))))
+        plain = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+        rows = [
+            data.draw(export_rows(order[i])) if plain[i] or i % 4 else {**row, "id": f"o{order[i]}"}
+            for i, row in enumerate(rows)
+        ]
+    earlier = data.draw(st.sets(st.sampled_from([f"o{i}" for i in range(30)] + ["ö4", "o\\5"])))
+    path = _write(tmp_path_factory.mktemp("arrow") / "x.parquet", rows)
+    options = chunks.ParseOptions(suffix="\tx.parquet\t1", chunk_rows=chunk_rows)
+
+    def made() -> list[tuple[Any, ...]]:
+        recent = chunks.RecentIds()
+        recent.add(dict.fromkeys(earlier, 0))  # ids a file before this one ended with
+        source = FileSource(path, "x.parquet", FileFormat("parquet"), with_io=False)
+        return [
+            (
+                bytes(c.blob),
+                c.row_numbers,
+                c.repeated,
+                c.repeated_at,
+                c.rows_read,
+                c.duplicates,
+                dict(c.skipped),
+                c.latency_ms,
+                [(r.row_number, r.error, r.raw) for r in c.rejections],
+            )
+            for c in chunks.make_chunks(source.rows(), options, None, recent)
+        ]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(arrow_rows, "BATCH_ROWS", batch_rows)
+        in_arrow = made()
+        patch.setattr(chunks, "_arrow_text", lambda *args: None)  # every chunk's rows added one by one
+        row_by_row = made()
+    assert in_arrow == row_by_row
