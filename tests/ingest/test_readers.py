@@ -6,12 +6,15 @@ import gzip
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.readers import BadRow, CsvRecord, FileFormat, UnreadableFile, detect_format, read_rows
+from tests.support.cli import HANG_TIMEOUT, REPO
 from tests.support.export_files import v2_rows, write_csv, write_json_array, write_jsonl, write_parquet
 
 
@@ -166,3 +169,31 @@ def test_unreadable_files_raise_one_sentence(name: str, data: bytes, reason: str
 def test_unknown_format_is_unreadable() -> None:
     with pytest.raises(UnreadableFile, match="cannot tell the format"):
         list(read_rows(io.BytesIO(b""), "x.txt"))
+
+
+@pytest.mark.parametrize("chosen", [None, "system"], ids=["default", "user-chosen"])
+def test_parquet_is_read_with_jemalloc_unless_the_user_chose_arrows_allocator(
+    tmp_path: Path, chosen: str | None
+) -> None:
+    rows = v2_rows()
+    path = write_parquet(tmp_path / "x.parquet", rows)
+    script = (
+        "import sys, pyarrow\n"
+        "from ingest.readers import FileFormat, read_rows\n"
+        "with open(sys.argv[1], 'rb') as handle:\n"
+        "    read = list(read_rows(handle, 'x.parquet', FileFormat('parquet'), with_io=False))\n"
+        "print(pyarrow.default_memory_pool().backend_name, sum(b.rows_read for _, b in read))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=HANG_TIMEOUT,
+        check=True,
+    )
+    assert done.stdout.split() == [chosen or "jemalloc", str(len(rows))]
