@@ -320,7 +320,7 @@ def _chunk(
         blob, row_numbers, repeated, repeated_at = made.blob, made.numbers, made.repeated, made.repeated_at
         pending.first_at = dict.fromkeys(made.ids, 0)
     else:
-        pending.spill()  # an id met twice among them
+        pending.spill()  # held blocks whose text Arrow did not make (an id met twice) join the rows
         lines, numbers, marked = pending.lines, pending.numbers, pending.repeated
         # Lines start with the id: in id order, PostgreSQL's key index takes them with far fewer page visits.
         order = sorted(range(len(lines)), key=lines.__getitem__)
