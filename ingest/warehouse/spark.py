@@ -31,7 +31,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -268,15 +268,17 @@ def start_thrift_server(
     driver_memory: str = "1g",
     executor_memory: str = "512m",
     timeout: float = START_TIMEOUT,
+    settings: Mapping[str, str] | None = None,
 ) -> ThriftServer:
     """Start a Spark Thrift server with state in ``folder`` (default :func:`state_dir`), or return the one
     already running there. ``master`` is ``local[N]`` or a standalone master's ``spark://`` URL (whose
-    executors get ``executor_memory`` each)."""
+    executors get ``executor_memory`` each). ``settings`` are Spark settings (``--conf``) over the server's
+    own; a server already running keeps those it was started with."""
     folder = (folder or state_dir()).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):  # one start at a time per folder: the Derby catalog admits one server
         return _start_thrift_server(
-            folder, master, {"driver": driver_memory, "executor": executor_memory}, timeout
+            folder, master, {"driver": driver_memory, "executor": executor_memory}, timeout, settings or {}
         )
 
 
@@ -290,7 +292,9 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _start_thrift_server(folder: Path, master: str, memory: dict[str, str], timeout: float) -> ThriftServer:
+def _start_thrift_server(
+    folder: Path, master: str, memory: dict[str, str], timeout: float, settings: Mapping[str, str]
+) -> ThriftServer:
     running = running_thrift_server(folder)
     if running is not None:
         if running.master != master:
@@ -323,6 +327,7 @@ def _start_thrift_server(folder: Path, master: str, memory: dict[str, str], time
             f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true"
         ),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",
+        **settings,
     }
     command = [str(home / "bin" / "spark-submit"), "--class", THRIFT_SERVER_CLASS]
     for key, value in conf.items():
@@ -690,16 +695,18 @@ def build_on_standalone_cluster(
     variables: dict[str, Any] | None = None,
     select: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
+    settings: Mapping[str, str] | None = None,
 ) -> ClusterBuild:
     """A standalone cluster on this machine proven end to end: start a master and ``workers`` workers on
     127.0.0.1, a Thrift server whose master is that cluster, ``dbt build`` the whole project (every model,
     unit test and data test; with ``select``, see :func:`_selection`) over the export at ``export`` there
     (with dbt vars ``variables``), count the rows of :data:`CLUSTER_COUNTED`, and stop everything that was
-    started (state, logs and dbt's files in ``folder``)."""
+    started (state, logs and dbt's files in ``folder``). ``settings``: Spark settings for the Thrift server,
+    as :func:`start_thrift_server` takes them."""
     folder = folder.resolve()
     started = clock()
     with standalone_cluster(folder / "cluster", workers=workers) as cluster:
-        server = start_thrift_server(folder / "thrift", master=cluster.master_url)
+        server = start_thrift_server(folder / "thrift", master=cluster.master_url, settings=settings)
         try:
             ready = clock()
             dbt_files = ["--target-path", str(folder / "dbt"), "--log-path", str(folder / "dbt")]

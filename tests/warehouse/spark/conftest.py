@@ -18,7 +18,7 @@ import pytest
 
 from ingest.warehouse import spark
 from tests.support.cli import run_cli
-from tests.support.spark import SparkDemo, SparkWarehouse
+from tests.support.spark import TEST_SETTINGS, SparkDemo, SparkWarehouse
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +29,9 @@ def spark_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark_server(spark_state: Path) -> Iterator[spark.ThriftServer]:
-    """A local Spark Thrift server with its state in a temporary folder; stopped after the session."""
-    server = spark.start_thrift_server(spark_state)
+    """A local Spark Thrift server with its state in a temporary folder (settings :data:`TEST_SETTINGS`);
+    stopped after the session."""
+    server = spark.start_thrift_server(spark_state, settings=TEST_SETTINGS)
     try:
         yield server
     finally:

@@ -15,6 +15,7 @@ import pytest
 from ingest.warehouse import spark
 from ingest.warehouse.views import FALLBACK_VIEWS
 from tests.support.export_files import SAMPLE_EXPORT
+from tests.support.spark import TEST_SETTINGS
 
 pytestmark = [pytest.mark.dbt, pytest.mark.xdist_group("spark")]
 
@@ -39,7 +40,12 @@ def test_the_fallback_views_build_on_a_standalone_cluster(tmp_path: Path) -> Non
     # the sample export is dated 2026-11-24: a window long enough to hold it, whatever the date
     variables = {"fallback_lookback_days": 36500}
     result = spark.build_on_standalone_cluster(
-        str(SAMPLE_EXPORT.resolve()), tmp_path, workers=2, variables=variables, select=FALLBACK_LINEAGE
+        str(SAMPLE_EXPORT.resolve()),
+        tmp_path,
+        workers=2,
+        variables=variables,
+        select=FALLBACK_LINEAGE,
+        settings=TEST_SETTINGS,
     )
 
     assert result.exit_code == 0, result.statuses

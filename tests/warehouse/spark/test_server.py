@@ -15,6 +15,7 @@ import pytest
 from autopicker.errors import UsageError, UserError
 from ingest.warehouse import spark
 from ingest.warehouse.dbt import DbtOutcome, run_dbt_with
+from tests.support.spark import TEST_SETTINGS
 
 pytestmark = [pytest.mark.xdist_group("spark")]
 
@@ -43,6 +44,12 @@ def test_a_running_server_is_reused(spark_server: spark.ThriftServer, spark_stat
     assert spark.start_thrift_server(spark_state) == spark_server
     with pytest.raises(UserError, match="already runs"):
         spark.start_thrift_server(spark_state, master="spark://127.0.0.1:7077")
+
+
+def test_the_settings_given_at_start_are_the_servers(spark_server: spark.ThriftServer) -> None:
+    # the session's server was started with TEST_SETTINGS; Spark's own default generates code
+    for key, value in TEST_SETTINGS.items():
+        assert spark.query(spark_server, f"set {key}")[1] == [(key, value)]
 
 
 def test_the_server_listens_on_loopback_only(spark_server: spark.ThriftServer) -> None:
