@@ -29,19 +29,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import msgspec
 import orjson
-import pydantic
-import tenacity
 
 from autopicker.clock import Clock
 from autopicker.errors import UsageError, UserError
 from autopicker.retry_after import retry_after
 from ingest.readers import BadRow
 from ingest.sources.request_budget import RequestBudget
+
+if TYPE_CHECKING:  # imported where used: every command imports this module, few of them call the API
+    import httpx
+    import pydantic
+    import tenacity
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,7 @@ class LangfuseReader:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
     ) -> None:
+        import httpx
         from langfuse.api.client import LangfuseAPI
 
         self.credentials = credentials
@@ -229,6 +232,8 @@ class LangfuseReader:
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
         """``request()`` retried on failures that may pass (see the module docstring)."""
+        import tenacity
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retryable),
             stop=tenacity.stop_after_attempt(self.retry.max_retries + 1),
@@ -240,6 +245,7 @@ class LangfuseReader:
         return retrying(self._attempt, what, request)
 
     def _attempt(self, what: str, request: Callable[[], T]) -> T:
+        import httpx
         from langfuse.api.core.api_error import ApiError
 
         self.budget.acquire()
@@ -297,6 +303,7 @@ def _failure(state: tenacity.RetryCallState) -> _Retryable:
 
 def _page_from_json(payload: dict[str, Any]) -> Page:
     """A page from plain JSON: rows that fail the SDK's model are BadRows, the others load as they are."""
+    import pydantic
     from langfuse.api import ObservationV2
 
     aliases = _field_names(ObservationV2)

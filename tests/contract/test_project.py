@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
@@ -81,3 +82,26 @@ def test_every_imported_package_is_a_declared_dependency() -> None:
         if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared
     }
     assert undeclared == {}
+
+
+#: Packages a command imports only when it needs them: the API client's, the SDKs', Arrow's, dbt's.
+LAZY_PACKAGES = (
+    "httpx",
+    "pydantic",
+    "tenacity",
+    "langfuse",
+    "openai",
+    "pyarrow",
+    "dbt",
+    "opentelemetry",
+    "redis",
+)
+
+
+def test_the_command_line_starts_without_the_packages_few_commands_need() -> None:
+    # every command, `autopicker --help` included, pays for what the command line imports at start
+    check = f"import sys, autopicker.cli.app; print([m for m in {LAZY_PACKAGES!r} if m in sys.modules])"
+    started = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert started.stdout.strip() == "[]", started.stdout + started.stderr
