@@ -181,8 +181,15 @@ from rated
 
 
 def add_end_times(database: db.Database) -> None:
-    """The guide's generations table has no end time; latency needs one, so the direct queries get it."""
+    """The guide's generations table has no end time; latency needs one, so the direct queries get it (once:
+    a database kept by this benchmark has it, one kept by ``views.py`` has not)."""
     with database.connect() as conn:
+        has_it = conn.execute(
+            "select 1 from information_schema.columns where table_schema = current_schema()"
+            " and table_name = 'generations' and column_name = 'end_time'"
+        ).fetchone()
+        if has_it:
+            return
         conn.execute("alter table generations add column end_time timestamptz")
         conn.execute(
             "update generations set end_time = o.end_time from langfuse_raw.observations o"
