@@ -15,7 +15,7 @@ from ingest.warehouse import spark
 #: The tests' server compiles no Java code per query: Spark's generated code (whole-stage and per expression)
 #: gives the answers its interpreted evaluation gives, and on the tests' small tables compiling it costs more
 #: than it saves: the demo's build on Spark took about 12 % less time and 13 % less of the server's CPU
-#: without it (docs/spark.md).
+#: without it (docs/benchmarks.md).
 TEST_SETTINGS = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
