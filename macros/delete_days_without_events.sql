@@ -19,11 +19,12 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Each day is looked up in the events' index on their day, not the events read whole. -#}
 {% macro default__delete_days_without_events(aggregated, events) -%}
     delete from {{ aggregated }}
     where bucket_day in (
-        select bucket_day from {{ aggregated }} where bucket_grain = 'day'
-        except
-        select created_date from {{ events }}
+        select days.bucket_day
+        from (select distinct bucket_day from {{ aggregated }} where bucket_grain = 'day') as days
+        where not exists (select from {{ events }} where {{ events }}.created_date = days.bucket_day)
     )
 {%- endmacro %}

@@ -17,11 +17,14 @@
 {#- The config of a daily roll-up, called at the top of the model: incremental on its UTC day column
     `day_column`, replaced a whole day at a time (PostgreSQL: delete+insert on that column, with an index on
     it; Spark: insert_overwrite of its day partitions, macros/spark_incremental.sql). `rows` names the model
-    it rolls up and `row_day` that model's day column: the post-hook deletes the days left without rows. -#}
-{% macro rollup_config(day_column, rows, row_day) -%}
+    it rolls up and `row_day` that model's day column: the post-hook deletes the days left without rows.
+    `additive` (PostgreSQL): how the roll-up adds the changes of `rows` instead (`meta.rollup` of the
+    strategy `rollup`, macros/rollup_changes.sql), or none to rebuild days only. -#}
+{% macro rollup_config(day_column, rows, row_day, additive=none) -%}
     {{ config(
         materialized=intermediate_materialization(),
-        incremental_strategy=intermediate_strategy(),
+        incremental_strategy=intermediate_strategy('rollup' if additive else 'delete+insert'),
+        meta=({'rollup': dict(additive, of=rows)} if additive else {}),
         unique_key=day_column,
         partition_by=day_column,
         on_schema_change='fail',
@@ -94,11 +97,12 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Each of the roll-up's days is looked up in the upstream's index on its day, not the upstream read whole. -#}
 {% macro default__delete_rollup_days_without_rows(rollup, rollup_day, rows, row_day) -%}
     delete from {{ rollup }}
     where {{ rollup_day }} in (
-        select {{ rollup_day }} from {{ rollup }}
-        except
-        select {{ row_day }} from {{ rows }}
+        select days.day
+        from (select distinct {{ rollup_day }} as day from {{ rollup }}) as days
+        where not exists (select from {{ rows }} as upstream where upstream.{{ row_day }} = days.day)
     )
 {%- endmacro %}

@@ -20,10 +20,11 @@
 {%- endmacro %}
 
 
-{#- The incremental strategy: delete+insert of the model's key on PostgreSQL; insert_overwrite of the day
-    partitions on Spark. -#}
-{% macro intermediate_strategy() -%}
-    {{ return('insert_overwrite' if target.type == 'spark' else 'delete+insert') }}
+{#- The incremental strategy: insert_overwrite of the day partitions on Spark; on PostgreSQL delete+insert of
+    the model's key, or `postgres` (a strategy of macros/rollup_changes.sql: logged_delete_insert for a model
+    roll-ups add the changes of, rollup for such a roll-up). -#}
+{% macro intermediate_strategy(postgres='delete+insert') -%}
+    {{ return('insert_overwrite' if target.type == 'spark' else postgres) }}
 {%- endmacro %}
 
 

@@ -1,7 +1,23 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy=intermediate_strategy(),
+        incremental_strategy=intermediate_strategy('rollup'),
+        meta={'rollup': {
+            'of': 'int_fallback_events_enriched',
+            'watermark': 'events_refreshed_through',
+            'key': ['bucket_grain', 'bucket_day', 'bucket_start', 'window_start_range', 'fallback_type'],
+            'nullable_key': ['event_id', 'original_model', 'fallback_model'],
+            'counts': [
+                'fallback_count', 'successful_fallbacks', 'estimated_tokens_count', 'original_max_context_count',
+                'fallback_max_context_count', 'affected_traces', 'costed_traces',
+            ],
+            'sums': {
+                'estimated_tokens_sum': 'estimated_tokens_count',
+                'original_max_context_sum': 'original_max_context_count',
+                'fallback_max_context_sum': 'fallback_max_context_count',
+                'cost_usd_sum': 'costed_traces',
+            },
+        }},
         unique_key='bucket_day',
         partition_by='bucket_day',
         on_schema_change='fail',
@@ -17,17 +33,21 @@
 }}
 
 {#- Coarse to fine; each length divides the one before, so every bucket lies inside one of the coarser grain. -#}
+{#- On PostgreSQL, the signed sums of the enriched events' last changes when they can be added
+    (macros/rollup_changes.sql); otherwise the days that changed are rebuilt. -#}
+{%- set changes = rollup_changes(this, ref('int_fallback_events_enriched'), 'events_refreshed_through') -%}
+
 {%- set grains = [('day', '24 hours'), ('six_hours', '6 hours'), ('hour', '1 hour'), ('ten_minutes', '10 minutes')] -%}
 
 with
 
 events as (
 
-    select * from {{ ref('int_fallback_events_enriched') }}
+    {{ rows_or_changes(ref('int_fallback_events_enriched'), changes) }}
 
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and not changes %}
 
 {{ fallback_bucket_days_to_rebuild(this) }}
 
@@ -41,7 +61,7 @@ events_to_bucket as (
         {{ utc_bin(length, 'created_at') }} as {{ grain }}_start{{ ',' if not loop.last }}
         {%- endfor %}
     from events
-    {% if is_incremental() %}
+    {% if is_incremental() and not changes %}
         where created_date in (select bucket_day from days_to_rebuild)
     {% endif %}
 
@@ -75,17 +95,17 @@ buckets as (
         fallback_type,
         original_model,
         fallback_model,
-        count(*) as fallback_count,
-        count(*) filter (where last_ok_generation_at >= bucket_start) as successful_fallbacks,
-        sum(estimated_tokens) as estimated_tokens_sum,
-        count(estimated_tokens) as estimated_tokens_count,
-        sum(original_max_context) as original_max_context_sum,
-        count(original_max_context) as original_max_context_count,
-        sum(fallback_max_context) as fallback_max_context_sum,
-        count(fallback_max_context) as fallback_max_context_count,
-        count(*) filter (where is_latest_in_trace_group) as affected_traces,
-        sum(trace_cost_usd) filter (where is_latest_in_trace_group) as cost_usd_sum,
-        count(trace_cost_usd) filter (where is_latest_in_trace_group) as costed_traces
+        {{ signed_count(changes) }} as fallback_count,
+        {{ signed_count(changes, 'last_ok_generation_at >= bucket_start') }} as successful_fallbacks,
+        {{ signed_sum(changes, 'estimated_tokens') }} as estimated_tokens_sum,
+        {{ signed_count(changes, 'estimated_tokens is not null') }} as estimated_tokens_count,
+        {{ signed_sum(changes, 'original_max_context') }} as original_max_context_sum,
+        {{ signed_count(changes, 'original_max_context is not null') }} as original_max_context_count,
+        {{ signed_sum(changes, 'fallback_max_context') }} as fallback_max_context_sum,
+        {{ signed_count(changes, 'fallback_max_context is not null') }} as fallback_max_context_count,
+        {{ signed_count(changes, 'is_latest_in_trace_group') }} as affected_traces,
+        {{ signed_sum(changes, 'trace_cost_usd', 'is_latest_in_trace_group') }} as cost_usd_sum,
+        {{ signed_count(changes, 'is_latest_in_trace_group and trace_cost_usd is not null') }} as costed_traces
     from in_buckets
     group by
         bucket_grain, created_date, bucket_start, window_start_range,
@@ -105,17 +125,21 @@ event_rows as (
         fallback_type,
         original_model,
         fallback_model,
-        1::bigint as fallback_count,
-        (coalesce(last_ok_generation_at >= created_at, false))::int::bigint as successful_fallbacks,
-        estimated_tokens::{{ exact_numeric() }} as estimated_tokens_sum,
-        (estimated_tokens is not null)::int::bigint as estimated_tokens_count,
-        original_max_context::{{ exact_numeric() }} as original_max_context_sum,
-        (original_max_context is not null)::int::bigint as original_max_context_count,
-        fallback_max_context::{{ exact_numeric() }} as fallback_max_context_sum,
-        (fallback_max_context is not null)::int::bigint as fallback_max_context_count,
-        is_latest_in_trace_group::int::bigint as affected_traces,
-        case when is_latest_in_trace_group then trace_cost_usd end as cost_usd_sum,
-        (is_latest_in_trace_group and trace_cost_usd is not null)::int::bigint as costed_traces
+        {{ signed_value(changes, '1::bigint') }} as fallback_count,
+        {{ signed_value(changes, '(coalesce(last_ok_generation_at >= created_at, false))::int::bigint') }}
+            as successful_fallbacks,
+        {{ signed_value(changes, 'estimated_tokens::' ~ exact_numeric()) }} as estimated_tokens_sum,
+        {{ signed_value(changes, '(estimated_tokens is not null)::int::bigint') }} as estimated_tokens_count,
+        {{ signed_value(changes, 'original_max_context::' ~ exact_numeric()) }} as original_max_context_sum,
+        {{ signed_value(changes, '(original_max_context is not null)::int::bigint') }}
+            as original_max_context_count,
+        {{ signed_value(changes, 'fallback_max_context::' ~ exact_numeric()) }} as fallback_max_context_sum,
+        {{ signed_value(changes, '(fallback_max_context is not null)::int::bigint') }}
+            as fallback_max_context_count,
+        {{ signed_value(changes, 'is_latest_in_trace_group::int::bigint') }} as affected_traces,
+        {{ signed_value(changes, 'case when is_latest_in_trace_group then trace_cost_usd end') }} as cost_usd_sum,
+        {{ signed_value(changes, '(is_latest_in_trace_group and trace_cost_usd is not null)::int::bigint') }}
+            as costed_traces
     from events_to_bucket
 
 ),
@@ -143,7 +167,7 @@ success_corrections as (
         original_model,
         fallback_model,
         0::bigint as fallback_count,
-        1::bigint as successful_fallbacks,
+        {{ signed_value(changes, '1::bigint') }} as successful_fallbacks,
         null::{{ exact_numeric() }} as estimated_tokens_sum,
         0::bigint as estimated_tokens_count,
         null::{{ exact_numeric() }} as original_max_context_sum,
@@ -168,12 +192,40 @@ unioned as (
 
 ),
 
+{% if changes %}
+
+-- an event's old and new versions fall on the same single-event rows: one difference per row
+{%- set rollup = config.get('meta')['rollup'] %}
+{%- set value_columns = [
+    'fallback_count', 'successful_fallbacks', 'estimated_tokens_sum', 'estimated_tokens_count',
+    'original_max_context_sum', 'original_max_context_count', 'fallback_max_context_sum',
+    'fallback_max_context_count', 'affected_traces', 'cost_usd_sum', 'costed_traces',
+] %}
+
+differences as (
+
+    select
+        bucket_grain, bucket_day, bucket_start, event_id, window_start_range, fallback_type, original_model,
+        fallback_model,
+        {%- for column in value_columns %}
+        {% if column in rollup['counts'] %}cast(sum({{ column }}) as bigint){% else %}sum({{ column }}){% endif %}
+            as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from unioned
+    group by
+        bucket_grain, bucket_day, bucket_start, event_id, window_start_range, fallback_type, original_model,
+        fallback_model
+
+),
+
+{% endif %}
+
 final as (
 
     select
         *,
         (select max(dbt_refreshed_at) from {{ ref('int_fallback_events_enriched') }}) as events_refreshed_through
-    from unioned
+    from {{ 'differences' if changes else 'unioned' }}
     -- a row no window start can select (an hour starting at midnight, an event on a ten-minute mark) is left out
     where not {{ window_range_is_empty('window_start_range') }}
 

@@ -15,11 +15,11 @@ GREEN_BUILD = {
 }
 
 
-def statuses_by_kind(results: Mapping[str, tuple[str, Any]]) -> dict[str, set[str]]:
+def statuses_by_kind(results: Mapping[str, tuple[Any, ...]]) -> dict[str, set[str]]:
     """The statuses of each kind of node (``model``, ``test``... from the unique id), the alerts left out:
     they are tests that warn by design when the data crosses their thresholds."""
     kinds: dict[str, set[str]] = {}
-    for uid, (status, _) in results.items():
+    for uid, (status, *_) in results.items():
         if not uid.startswith("test.autopicker.alert_"):
             kinds.setdefault(uid.split(".")[0], set()).add(status)
     return kinds

@@ -11,6 +11,11 @@ rows must be the same, bar the columns saying when a row was computed. The incre
 earlier load (overlap 0), so the traces it already holds are read through their spans and the new ones
 through their load time (macros/touched_traces.sql), each path on its
 own. The traffic is drawn from a seeded generator: the same rows every run.
+
+On PostgreSQL the roll-ups add the signed sums of the rows their upstream model replaced and wrote
+(macros/rollup_changes.sql); when they missed a run of that model they rebuild the changed days instead.
+Both ways are built and compared: the changes added, and the upstream models run alone on the second load
+before the build.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ TIE_OUT_TABLES = (
     "int_request_latency_daily",
     "int_fallbacks_hourly",
     "int_fallbacks_hourly_by_type",
+)
+#: the roll-ups that add their upstream's changes when they saw its previous run
+ADDING_ROLL_UPS = (
+    "int_fallback_events_bucketed",
+    "int_requests_daily",
+    "int_request_latency_daily",
+    "int_fallbacks_hourly",
 )
 
 
@@ -128,9 +140,23 @@ class Traffic:
         self.rows = []
 
 
+#: Requests of one generation each, two per day in one latency bucket (1.98 s and 2.00 s are both in the
+#: bucket of 1.97-2.01 s): the second load moves one of each pair out of it (EXTREMES_MOVED), the highest
+#: of the first pair and the lowest of the second, so the bucket's maximum, then its minimum, is read again.
+EXTREMES = {"X000": (3, 1.98), "X001": (3, 2.0), "X002": (5, 1.98), "X003": (5, 2.0)}
+EXTREMES_MOVED = ("X001", "X002")
+
+
 def first_load(traffic: Traffic) -> dict[str, list[dict[str, object]]]:
-    """300 requests over twelve days; returns each trace's rows."""
-    return {f"A{n:03d}": traffic.request(f"A{n:03d}", traffic.some_time(12)) for n in range(300)}
+    """300 requests over twelve days, and those of EXTREMES; returns each trace's rows."""
+    stored = {f"A{n:03d}": traffic.request(f"A{n:03d}", traffic.some_time(12)) for n in range(300)}
+    for trace, (days_ago, seconds) in EXTREMES.items():
+        at = traffic.now.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+        cost = {"cost_usd": 0.01}
+        stored[trace] = [
+            traffic.row(trace, "GENERATION", "llm_call", at, model="GPT", seconds=seconds, metadata=cost)
+        ]
+    return stored
 
 
 def second_load(traffic: Traffic, stored: dict[str, list[dict[str, object]]]) -> None:
@@ -139,7 +165,10 @@ def second_load(traffic: Traffic, stored: dict[str, list[dict[str, object]]]) ->
         traffic.request(f"N{n:03d}", traffic.some_time(1))
     for n in range(20):  # late requests: rows loaded now that land in old hours
         traffic.request(f"L{n:03d}", traffic.some_time(12))
-    traces = sorted(stored)
+    for trace in EXTREMES_MOVED:  # a generation corrected to another latency
+        (row,) = stored[trace]
+        traffic.newer(row, end_time=row["start_time"] + timedelta(seconds=3))  # type: ignore[operator]
+    traces = sorted(t for t in stored if t not in EXTREMES)
     rng.shuffle(traces)
     with_generations = [t for t in traces if any(r["type"] == "GENERATION" for r in stored[t])]
     for trace in with_generations[:10]:  # a late generation of a trace already built, in its hour
@@ -171,7 +200,7 @@ class Built:
     root: Path
     _runs: Iterator[int] = field(default_factory=count)
 
-    def dbt(self, *args: str) -> dict[str, tuple[str, object]]:
+    def dbt(self, *args: str) -> dict[str, tuple[str, object, str]]:
         code = run_dbt(
             [
                 *args,
@@ -184,7 +213,7 @@ class Built:
         )
         results = json.loads((self.root / "target" / "run_results.json").read_text())["results"]
         assert code == 0, [r for r in results if r["status"] not in ("success", "pass", "warn")]
-        return {r["unique_id"]: (r["status"], r.get("failures")) for r in results}
+        return {r["unique_id"]: (r["status"], r.get("failures"), r.get("compiled_code", "")) for r in results}
 
     def tables(self) -> dict[str, list[tuple[object, ...]]]:
         """Each tie-out table's rows (lineage columns left out), sorted."""
@@ -218,14 +247,21 @@ class Built:
 class Outcome:
     incremental: dict[str, list[tuple[object, ...]]]
     incremental_spans: dict[str, tuple[datetime, datetime]]
-    build: dict[str, tuple[str, object]]
-    refresh: dict[str, tuple[str, object]]
+    build: dict[str, tuple[str, object, str]]
+    refresh: dict[str, tuple[str, object, str]]
     refreshed: dict[str, list[tuple[object, ...]]]
     refreshed_spans: dict[str, tuple[datetime, datetime]]
+    scenario: str
 
 
-@pytest.fixture(scope="module")
-def outcome(module_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+@pytest.fixture(scope="module", params=["roll-ups-add-changes", "roll-ups-missed-a-run"])
+def outcome(
+    request: pytest.FixtureRequest, module_database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Outcome:
+    scenario = request.param
+    with module_database.connect() as conn:
+        conn.execute("drop schema if exists analytics_intermediate cascade")
+        conn.execute("drop schema if exists langfuse_raw cascade")
     ensure_raw_schema(module_database)
     with module_database.connect() as conn:
         now = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
@@ -236,11 +272,14 @@ def outcome(module_database: Database, tmp_path_factory: pytest.TempPathFactory)
     built.dbt("run")
     second_load(traffic, stored)
     traffic.load(module_database)
+    no_overlap = ("--vars", json.dumps({"incremental_overlap_minutes": 0}))
+    if scenario == "roll-ups-missed-a-run":
+        built.dbt("run", "--select", "+int_requests", "+int_fallback_events_enriched", *no_overlap)
     # as `autopicker build` runs it
-    build = built.dbt(*build_args(), "--vars", json.dumps({"incremental_overlap_minutes": 0}))
+    build = built.dbt(*build_args(), *no_overlap)
     incremental, incremental_spans = built.tables(), built.spans()
     refresh = built.dbt(*build_args(full_refresh=True))
-    return Outcome(incremental, incremental_spans, build, refresh, built.tables(), built.spans())
+    return Outcome(incremental, incremental_spans, build, refresh, built.tables(), built.spans(), scenario)
 
 
 def test_incremental_build_is_green_without_the_unit_tests(outcome: Outcome) -> None:
@@ -255,6 +294,12 @@ def test_full_refresh_runs_the_unit_tests_too(outcome: Outcome) -> None:
 def test_incremental_tables_equal_a_full_refresh(outcome: Outcome, table: str) -> None:
     assert outcome.refreshed[table], table  # the traffic reaches every table
     assert outcome.incremental[table] == outcome.refreshed[table]
+
+
+@pytest.mark.parametrize("roll_up", ADDING_ROLL_UPS)
+def test_roll_ups_add_the_changes_only_of_the_run_they_follow(outcome: Outcome, roll_up: str) -> None:
+    (compiled,) = [code for node, (_, _, code) in outcome.build.items() if node.endswith(f".{roll_up}")]
+    assert ("__changes" in compiled) == (outcome.scenario == "roll-ups-add-changes"), compiled
 
 
 def test_trace_spans_hold_every_trace_within_its_span(outcome: Outcome) -> None:

@@ -1,14 +1,24 @@
-{{ rollup_config('fallback_date', 'int_fallback_events_enriched', 'created_date') }}
+{{ rollup_config('fallback_date', 'int_fallback_events_enriched', 'created_date', additive={
+    'watermark': 'rows_refreshed_through',
+    'key': ['fallback_date', 'hour_start', 'fallback_type'],
+    'nullable_key': ['original_model', 'fallback_model'],
+    'counts': ['fallback_count', 'successful_fallbacks', 'requests', 'costed_requests'],
+    'sums': {'cost_usd_sum': 'costed_requests'},
+}) }}
+
+{#- On PostgreSQL, the signed sums of the enriched events' last changes when they can be added
+    (macros/rollup_changes.sql). -#}
+{%- set changes = rollup_changes(this, ref('int_fallback_events_enriched')) %}
 
 with
 
 events as (
 
-    select * from {{ ref('int_fallback_events_enriched') }}
+    {{ rows_or_changes(ref('int_fallback_events_enriched'), changes) }}
 
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and not changes %}
 
 days_to_rebuild as (
 
@@ -26,15 +36,15 @@ hourly as (
         fallback_type,
         original_model,
         fallback_model,
-        count(*) as fallback_count,
+        {{ signed_count(changes) }} as fallback_count,
         -- a fallback succeeded when its request got an answer: a generation whose level is not ERROR
-        count(*) filter (where last_ok_generation_at is not null) as successful_fallbacks,
+        {{ signed_count(changes, 'last_ok_generation_at is not null') }} as successful_fallbacks,
         -- a request counts once per fallback type and model pair, at its latest such event (as Query 4)
-        count(*) filter (where is_latest_in_trace_group) as requests,
-        sum(trace_cost_usd) filter (where is_latest_in_trace_group) as cost_usd_sum,
-        count(trace_cost_usd) filter (where is_latest_in_trace_group) as costed_requests
+        {{ signed_count(changes, 'is_latest_in_trace_group') }} as requests,
+        {{ signed_sum(changes, 'trace_cost_usd', 'is_latest_in_trace_group') }} as cost_usd_sum,
+        {{ signed_count(changes, 'is_latest_in_trace_group and trace_cost_usd is not null') }} as costed_requests
     from events
-    {% if is_incremental() %}
+    {% if is_incremental() and not changes %}
         where created_date in (select day from days_to_rebuild)
     {% endif %}
     group by created_date, {{ utc_bin('1 hour', 'created_at') }}, fallback_type, original_model, fallback_model

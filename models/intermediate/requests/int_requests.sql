@@ -2,7 +2,7 @@
 {{
     config(
         materialized=intermediate_materialization(),
-        incremental_strategy=intermediate_strategy(),
+        incremental_strategy=intermediate_strategy('logged_delete_insert'),
         unique_key='trace_id',
         partition_by='request_date',
         on_schema_change='fail',
