@@ -37,6 +37,7 @@
         'stg_langfuse__events': 'loaded_at',
         'stg_langfuse__generations': 'loaded_at',
         'int_trace_spans': 'trace_loaded_at',
+        'int_trace_observations': 'loaded_at',
     } -%}
     {#- ... or when this build recomputed it -#}
     {%- set recomputed = {

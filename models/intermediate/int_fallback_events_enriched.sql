@@ -1,4 +1,5 @@
 -- depends_on: {{ ref('int_trace_spans') }}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('int_trace_observations') }}{% endif %}
 {{
     config(
         materialized=intermediate_materialization(),
@@ -22,12 +23,6 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_langfuse__events') }}
-
-),
-
 -- One row per trace with its generations' outcome and cost (int_requests recomputes the same touched traces
 -- earlier in the run).
 requests as (
@@ -48,13 +43,19 @@ touched_traces as (
 
 {% endif %}
 
+-- on PostgreSQL's incremental runs, the touched traces' events through int_trace_observations' trace index
+-- (macros/trace_observations.sql); otherwise staging's, found as macros/touched_traces.sql says
 fallback_events as (
 
-    select * from events
+    {% if reads_trace_observations() -%}
+    select observation_id as event_id, * from ({{ touched_trace_observations('EVENT') }}) as observations
+    {%- else -%}
+    select * from {{ ref('stg_langfuse__events') }}
     where fallback_type is not null
     {% if is_incremental() %}
         and {{ of_touched_traces(this) }}
     {% endif %}
+    {%- endif %}
 
 ),
 

@@ -8,11 +8,10 @@ that moves to another hour or day, a failed attempt that turns into a success, a
 another fallback model. After an incremental build (as ``autopicker build`` runs it: no unit tests) the
 intermediate tables are read, then rebuilt as ``autopicker build --full-refresh`` does and read again: the
 rows must be the same, bar the columns saying when a row was computed. The incremental build re-reads no
-earlier load (overlap 0), so the traces it already holds are read through their spans and the new ones
-through their load time (macros/touched_traces.sql), each path on its
-own. The traffic is drawn from a seeded generator: the same rows every run.
+earlier load (overlap 0). The traffic is drawn from a seeded generator: the same rows every run.
 
-On PostgreSQL the roll-ups add the signed sums of the rows their upstream model replaced and wrote
+On PostgreSQL the touched traces' rows are read through int_trace_observations' trace index, and the
+roll-ups add the signed sums of the rows their upstream model replaced and wrote
 (macros/rollup_changes.sql); when they missed a run of that model they rebuild the changed days instead.
 Both ways are built and compared: the changes added, and the upstream models run alone on the second load
 before the build.
@@ -300,6 +299,12 @@ def test_incremental_tables_equal_a_full_refresh(outcome: Outcome, table: str) -
 def test_roll_ups_add_the_changes_only_of_the_run_they_follow(outcome: Outcome, roll_up: str) -> None:
     (compiled,) = [code for node, (_, _, code) in outcome.build.items() if node.endswith(f".{roll_up}")]
     assert ("__changes" in compiled) == (outcome.scenario == "roll-ups-add-changes"), compiled
+
+
+@pytest.mark.parametrize("model", ["int_requests", "int_fallback_events_enriched"])
+def test_recomputed_traces_are_read_through_the_trace_index(outcome: Outcome, model: str) -> None:
+    (compiled,) = [code for node, (_, _, code) in outcome.build.items() if node.endswith(f".{model}")]
+    assert '"int_trace_observations"' in compiled and "stg_langfuse__" not in compiled, compiled
 
 
 def test_trace_spans_hold_every_trace_within_its_span(outcome: Outcome) -> None:

@@ -1,4 +1,5 @@
 -- depends_on: {{ ref('int_trace_spans') }}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('int_trace_observations') }}{% endif %}
 {{
     config(
         materialized=intermediate_materialization(),
@@ -23,19 +24,6 @@
 
 with
 
-fallback_events as (
-
-    select * from {{ ref('stg_langfuse__events') }}
-    where fallback_type is not null
-
-),
-
-generations as (
-
-    select * from {{ ref('stg_langfuse__generations') }}
-
-),
-
 {% if is_incremental() %}
 
 -- As int_fallback_events_enriched: a trace touched by a newer load is recomputed completely, so a later
@@ -47,6 +35,31 @@ touched_traces as (
 ),
 
 {% endif %}
+
+{%- set indexed = reads_trace_observations() %}
+
+-- on PostgreSQL's incremental runs, the touched traces' rows through int_trace_observations' trace index
+-- (macros/trace_observations.sql); otherwise staging's, found as macros/touched_traces.sql says
+fallback_events as (
+
+    {% if indexed -%}
+    {{ touched_trace_observations('EVENT') }}
+    {%- else -%}
+    select * from {{ ref('stg_langfuse__events') }}
+    where fallback_type is not null
+    {%- endif %}
+
+),
+
+generations as (
+
+    {% if indexed -%}
+    {{ touched_trace_observations('GENERATION') }}
+    {%- else -%}
+    select * from {{ ref('stg_langfuse__generations') }}
+    {%- endif %}
+
+),
 
 trace_generations as (
 
@@ -62,7 +75,7 @@ trace_generations as (
         sum(cost_usd) as cost_usd,
         max(loaded_at) as generations_loaded_at
     from generations
-    {% if is_incremental() %}
+    {% if is_incremental() and not indexed %}
         where {{ of_touched_traces(this) }}
     {% endif %}
     group by trace_id
@@ -82,7 +95,7 @@ trace_fallbacks as (
         max(created_at) as last_fallback_at,
         max(loaded_at) as events_loaded_at
     from fallback_events
-    {% if is_incremental() %}
+    {% if is_incremental() and not indexed %}
         where {{ of_touched_traces(this) }}
     {% endif %}
     group by trace_id
