@@ -82,9 +82,11 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of the incremental models whose reads carry many constant conditions (macros/touched_traces.sql):
-    no JIT compilation on PostgreSQL. Their plans cost enough to cross its thresholds, and compiling their
-    long conditions took longer than running them. -#}
+{#- Pre-hook of int_requests and int_fallback_events_enriched: no JIT compilation on PostgreSQL. It was added
+    when their incremental reads carried many constant conditions (block ranges of the raw table), whose
+    compilation took longer than running them; they read by trace now (macros/trace_observations.sql). Their
+    full builds still cost enough to cross JIT's thresholds; whether JIT pays there has not been measured,
+    so the setting stays as it was. -#}
 {% macro without_jit() -%}
     {{ return(adapter.dispatch('without_jit', 'autopicker')()) }}
 {%- endmacro %}
