@@ -56,12 +56,14 @@
 
 
 {#- The change table of `upstream` when the roll-up `rollup` (`this`) can add it, else none (rebuild by
-    day). `watermark` is the roll-up's column holding the newest upstream refresh it has summed. -#}
-{% macro rollup_changes(rollup, upstream, watermark='rows_refreshed_through') -%}
+    day). The roll-up's column holding the newest upstream refresh it has summed is its `meta.rollup`'s
+    `watermark`. -#}
+{% macro rollup_changes(rollup, upstream) -%}
     {%- if not execute or target.type != 'postgres' or not is_incremental()
         or (rollup | string).startswith('__dbt__cte__') -%}
         {{ return(none) }}
     {%- endif -%}
+    {%- set watermark = config.get('meta')['rollup']['watermark'] -%}
     {%- set changes = changes_relation(upstream) -%}
     {%- set window = changes_window_relation(upstream) -%}
     {#- dbt's relation cache does not know tables the strategy created: asked of the database -#}
@@ -135,7 +137,7 @@
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set rollup = config.get('meta')['rollup'] -%}
     {%- set upstream = target_relation.incorporate(path={'identifier': rollup['of']}) -%}
-    {%- if rollup_changes(target_relation, upstream, rollup['watermark']) is none -%}
+    {%- if rollup_changes(target_relation, upstream) is none -%}
         {{ return(get_incremental_delete_insert_sql(arg_dict)) }}
     {%- endif -%}
     {%- set key = rollup['key'] -%}

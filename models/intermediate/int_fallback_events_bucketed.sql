@@ -35,7 +35,7 @@
 {#- Coarse to fine; each length divides the one before, so every bucket lies inside one of the coarser grain. -#}
 {#- On PostgreSQL, the signed sums of the enriched events' last changes when they can be added
     (macros/rollup_changes.sql); otherwise the days that changed are rebuilt. -#}
-{%- set changes = rollup_changes(this, ref('int_fallback_events_enriched'), 'events_refreshed_through') -%}
+{%- set changes = rollup_changes(this, ref('int_fallback_events_enriched')) -%}
 
 {%- set grains = [('day', '24 hours'), ('six_hours', '6 hours'), ('hour', '1 hour'), ('ten_minutes', '10 minutes')] -%}
 
