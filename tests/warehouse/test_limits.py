@@ -418,6 +418,27 @@ def test_an_incremental_build_tests_recent_rows_and_dbt_test_every_row(built: Bu
     assert test.status(LEVEL_TEST) == ("warn", 3)
 
 
+def test_the_tests_of_an_incremental_build_are_planned_without_parallel_workers(built: Built) -> None:
+    """The raw rows an incremental build tests are found through the block-range index on `_loaded_at`: the
+    condition calls a PARALLEL UNSAFE function, so the planner cannot choose the parallel scan of the whole
+    table it prefers otherwise (macros/test_scope.sql). The test's SQL as dbt ran it, planned here with
+    parallel plans made as cheap as PostgreSQL allows, has no parallel node."""
+    built.warehouse.dbt("build", "--select", "source:langfuse")
+    ran = built.warehouse.root / "target" / "run"
+    (path,) = ran.rglob("source_not_null_langfuse_observations_trace_id*.sql")
+    sql = path.read_text()
+    assert "autopicker_tested_loads_start(48)" in sql
+    with built.warehouse.database.connect() as conn:
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+            conn.execute(f"set {setting} = 0")
+        plan = "\n".join(str(row[0]) for row in conn.execute(f"explain {sql}"))
+        # the same query without the function's call is planned in parallel: the settings above work
+        unscoped = sql.replace('"analytics".autopicker_tested_loads_start(48)', "now() - interval '48 hours'")
+        parallel = "\n".join(str(row[0]) for row in conn.execute(f"explain {unscoped}"))
+    assert "Gather" not in plan, plan
+    assert "Gather" in parallel, parallel
+
+
 @pytest.mark.parametrize("command", [("build",), ("dbt", "build")], ids=["build", "dbt-build"])
 def test_build_names_the_raw_value_test_that_warned(built: Built, command: tuple[str, ...]) -> None:
     """`autopicker build` (and dbt's own build through `autopicker dbt`) exits 0 when a test on raw values
