@@ -12,6 +12,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='observation_id',
+        unlogged=true,
         on_schema_change='fail',
         indexes=[
             {'columns': ['observation_id'], 'unique': True},

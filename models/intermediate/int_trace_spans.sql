@@ -3,6 +3,7 @@
         materialized=intermediate_materialization(whole_on_spark=true),
         incremental_strategy='delete+insert',
         unique_key='trace_id',
+        unlogged=true,
         on_schema_change='fail',
         indexes=[
             {'columns': ['trace_id'], 'unique': True},
