@@ -80,20 +80,3 @@
 {% macro spark__decimal_plain_text(value) -%}
     regexp_replace(regexp_replace(cast({{ value }} as string), '([.][0-9]*[1-9])0+$', '$1'), '[.]0+$', '')
 {%- endmacro %}
-
-
-{#- Pre-hook of int_requests and int_fallback_events_enriched: no JIT compilation on PostgreSQL. It was added
-    when their incremental reads carried many constant conditions (block ranges of the raw table), whose
-    compilation took longer than running them; they read by trace now (macros/trace_observations.sql). Their
-    full builds still cost enough to cross JIT's thresholds; whether JIT pays there has not been measured,
-    so the setting stays as it was. -#}
-{% macro without_jit() -%}
-    {{ return(adapter.dispatch('without_jit', 'autopicker')()) }}
-{%- endmacro %}
-
-{% macro default__without_jit() -%}
-{%- endmacro %}
-
-{% macro postgres__without_jit() -%}
-    set local jit = off
-{%- endmacro %}

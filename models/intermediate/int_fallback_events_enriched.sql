@@ -7,7 +7,6 @@
         unique_key='event_id',
         partition_by='created_date',
         on_schema_change='fail',
-        pre_hook=["{{ without_jit() }}"],
         indexes=[
             {'columns': ['event_id'], 'unique': True},
             {'columns': ['created_date']},

@@ -7,7 +7,6 @@
         unique_key='trace_id',
         partition_by='request_date',
         on_schema_change='fail',
-        pre_hook=["{{ without_jit() }}"],
         indexes=[
             {'columns': ['trace_id'], 'unique': True},
             {'columns': ['request_date']},
