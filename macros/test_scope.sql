@@ -21,8 +21,10 @@
     {%- if scope -%}
         {%- do conditions.append(scope) -%}
     {%- endif -%}
-    {%- if conditions -%}
-        {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
+    {%- set rows = tested_raw_rows(relation) -%}
+    {%- if rows or conditions -%}
+        {%- set filter = ' where ' ~ conditions | join(' and ') if conditions else '' -%}
+        {%- do return('(select * from ' ~ (rows or relation) ~ filter ~ ') dbt_subquery') -%}
     {%- else -%}
         {%- do return(relation) -%}
     {%- endif -%}
@@ -33,7 +35,6 @@
 {% macro tested_rows_condition(relation) -%}
     {#- the relations that grow with traffic, and the column saying when a row was loaded -#}
     {%- set loaded = {
-        'observations': '_loaded_at',
         'stg_langfuse__events': 'loaded_at',
         'stg_langfuse__generations': 'loaded_at',
         'int_trace_spans': 'trace_loaded_at',
@@ -56,6 +57,18 @@
 {%- endmacro %}
 
 
+{#- The raw table's rows a build tests (read through `autopicker_rows_loaded_after`), or '' for another
+    relation or a build that tests every row. -#}
+{% macro tested_raw_rows(relation) -%}
+    {%- if tests_changed_rows_only() and relation is not string and relation.identifier == 'observations'
+          and relation.schema == var('raw_schema', 'langfuse_raw') -%}
+        {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation
+                  ~ ", '_loaded_at', " ~ (var('incremental_test_hours') | int) ~ ')') }}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
+
+
 {#- Whether this dbt invocation tests only the rows it changed: a `dbt build` without --full-refresh, with
     `incremental_test_hours` set, on PostgreSQL (Spark, without an index to find the changed rows by, tests
     every row, since a scan of the rows changed costs a scan of all). -#}
@@ -65,25 +78,35 @@
 {%- endmacro %}
 
 
-{#- The function the tests' condition on the load time calls (created by `create_tested_loads_start`). -#}
+{#- The function the tests' condition on the load time calls (created by `create_test_scope_functions`). -#}
 {% macro tested_loads_start() -%}
     {{ return(adapter.quote(target.schema) ~ '.autopicker_tested_loads_start') }}
 {%- endmacro %}
 
 
 {#-
-    on-run-start: the function `<target schema>.autopicker_tested_loads_start(hours)`, the start of the loads
-    a build tests (now minus `hours`). Its one job is to be PARALLEL UNSAFE, which makes PostgreSQL plan the
-    tests that call it without parallel workers. With workers, the planner prefers a parallel scan of the
-    whole raw table to its block-range index on `_loaded_at`: it costs a bitmap heap scan as if the rows
-    wanted were scattered over the table (it does not use the column's correlation there), while a parallel
-    scan shares its per-row cost among the workers. Without workers, the index's few block ranges win, as
-    they should (at 10,000,000 observations, a tenth of the time: docs/benchmarks.md). The function is stable
-    (one value per statement, worked out when the plan is made, so the planner sees how few rows qualify),
-    and declared cheap (cost 1), so that calling it does not make a plan look expensive. Created only by the builds that scope their tests; two builds creating it
-    at once are fine, since it is only replaced by the same definition.
+    on-run-start: the two functions the scoped tests call, in the warehouse's schema. Both exist to steer
+    PostgreSQL's planner to the raw table's block-range index on `_loaded_at`. Left alone, it often prefers a
+    scan of the whole table, in parallel or not: it costs a bitmap heap scan as if the rows wanted were
+    scattered over the table (it does not use the column's correlation there), so with a few percent of the
+    rows in the window the two plans cost about the same, while reading the window alone takes a fraction of
+    the time (docs/benchmarks.md).
+
+    - `autopicker_rows_loaded_after(null::<relation>, <column>, hours)`: the relation's rows loaded in the
+      last `hours`, read with `enable_seqscan` off (a function's own setting; a test is one statement and
+      cannot set it). The raw table's tests read it: always the index, at the cost of handing over whole rows.
+    - `autopicker_tested_loads_start(hours)`: now minus `hours`, a stable function (worked out when the plan
+      is made, so the planner sees how few rows qualify) marked PARALLEL UNSAFE, which keeps parallel plans
+      away from the tests that call it, and cheap (cost 1). The staging views' tests call it (as do those of
+      `int_trace_spans` and `int_trace_observations`, whose B-tree indexes the planner judges right): through
+      the other function a view would compute every column of every row (its generations' tests took 5-10 s
+      each that way at 10,000,000 observations), while without parallel workers the index wins as long as
+      the window is a small share of the table (docs/benchmarks.md says where it stops winning).
+
+    Created only by the builds that scope their tests; two builds creating them at once are fine, since they
+    are only replaced by the same definitions.
 -#}
-{% macro create_tested_loads_start() -%}
+{% macro create_test_scope_functions() -%}
     {%- if tests_changed_rows_only() -%}
     do $$
     begin
@@ -92,9 +115,24 @@
         returns timestamp with time zone
         language plpgsql stable parallel unsafe cost 1
         as $function$ begin return now() - make_interval(hours => hours); end $function$;
+        create or replace function {{ adapter.quote(target.schema) }}.autopicker_rows_loaded_after(
+            relation anyelement, loaded_column text, hours integer
+        )
+        returns setof anyelement
+        language plpgsql stable parallel unsafe
+        set enable_seqscan = off
+        set jit = off
+        as $function$
+        begin
+            return query execute format(
+                'select * from %s where %I > now() - make_interval(hours => $1)', pg_typeof(relation), loaded_column
+            ) using hours;
+        end
+        $function$;
     exception when others then
-        -- another build replacing it at the same moment ("tuple concurrently updated"): it is there
-        if to_regprocedure('{{ tested_loads_start() }}(integer)') is null then
+        -- another build replacing them at the same moment ("tuple concurrently updated"): they are there
+        if to_regprocedure('{{ tested_loads_start() }}(integer)') is null
+            or to_regprocedure('{{ adapter.quote(target.schema) }}.autopicker_rows_loaded_after(anyelement, text, integer)') is null then
             raise;
         end if;
     end

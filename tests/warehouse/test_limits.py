@@ -418,23 +418,30 @@ def test_an_incremental_build_tests_recent_rows_and_dbt_test_every_row(built: Bu
     assert test.status(LEVEL_TEST) == ("warn", 3)
 
 
-def test_the_tests_of_an_incremental_build_are_planned_without_parallel_workers(built: Built) -> None:
-    """The raw rows an incremental build tests are found through the block-range index on `_loaded_at`: the
-    condition calls a PARALLEL UNSAFE function, so the planner cannot choose the parallel scan of the whole
-    table it prefers otherwise (macros/test_scope.sql). The test's SQL as dbt ran it, planned here with
-    parallel plans made as cheap as PostgreSQL allows, has no parallel node."""
-    built.warehouse.dbt("build", "--select", "source:langfuse")
+def test_the_tests_of_an_incremental_build_read_recent_rows_by_their_index(built: Built) -> None:
+    """An incremental build's tests find the raw rows loaded lately through the block-range index on
+    `_loaded_at`, not by scanning the table (macros/test_scope.sql): the raw table's tests read a function
+    that plans its read with sequential scans off, and the staging views' tests call a PARALLEL UNSAFE
+    function in their condition, so their plan has no parallel scan of the whole table. Checked on the SQL
+    the build ran, planned with parallel plans made as cheap as PostgreSQL allows."""
+    built.warehouse.dbt("build", "--select", "source:langfuse", "stg_langfuse__generations")
     ran = built.warehouse.root / "target" / "run"
-    (path,) = ran.rglob("source_not_null_langfuse_observations_trace_id*.sql")
-    sql = path.read_text()
-    assert "autopicker_tested_loads_start(48)" in sql
+    (raw_test,) = ran.rglob("source_not_null_langfuse_observations_trace_id.sql")
+    assert '"analytics".autopicker_rows_loaded_after(null::' in raw_test.read_text()
+    (staging_test,) = ran.rglob("not_null_stg_langfuse__generations_trace_id.sql")
+    sql = staging_test.read_text()
+    assert '"analytics".autopicker_tested_loads_start(48)' in sql
     with built.warehouse.database.connect() as conn:
+        (settings,) = conn.execute(
+            "select proconfig from pg_proc where proname = 'autopicker_rows_loaded_after'"
+        ).fetchone() or (None,)
         for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
             conn.execute(f"set {setting} = 0")
         plan = "\n".join(str(row[0]) for row in conn.execute(f"explain {sql}"))
         # the same query without the function's call is planned in parallel: the settings above work
         unscoped = sql.replace('"analytics".autopicker_tested_loads_start(48)', "now() - interval '48 hours'")
         parallel = "\n".join(str(row[0]) for row in conn.execute(f"explain {unscoped}"))
+    assert settings == ["enable_seqscan=off", "jit=off"]
     assert "Gather" not in plan, plan
     assert "Gather" in parallel, parallel
 
