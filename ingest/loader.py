@@ -16,8 +16,10 @@ styles: the API ingest feeds its pages this way) and :func:`load_chunks` chunks 
   its error names), go to ``langfuse_raw.rejected_rows``; every other row still loads. Of one load, the
   first :data:`ingest.chunks.REJECTS_KEPT` rejected rows are kept there in full; the rest are only counted
   (``LoadStats.rejected``), so a file of junk cannot fill the disk.
-- Loads into one database take turns (a transaction-level advisory lock), so concurrent runs never race on
-  the same ids; readers are never blocked.
+- Loads into one database take turns (an advisory lock), so concurrent runs never race on the same ids;
+  readers are never blocked. A load's transaction begins only once it holds the lock, so the load time it
+  stamps on its rows (``_loaded_at``, the transaction's start) is later than the commit of every load before
+  it: rows never appear behind what an incremental build has already read (docs/warehouse.md).
 
 ``before_commit`` runs inside the transaction after the rows, so a caller can record its own state (a file's
 content hash, an API watermark) atomically with the data.
@@ -30,6 +32,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +201,23 @@ def load_source(
     )
 
 
+@contextmanager
+def _load_turn(conn: psycopg.Connection) -> Iterator[None]:
+    """Hold the database's load lock (session-level) around a load's transaction, taken before that
+    transaction begins: its ``now()``, every row's ``_loaded_at``, is then later than the commit of the load
+    before it. Released after the transaction ends, or by the server if the connection is lost."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOAD_LOCK,))
+    try:
+        yield
+    finally:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOAD_LOCK,))
+        except psycopg.OperationalError:
+            pass  # the connection is gone, and the lock with it
+
+
 def load_chunks(
     conn: psycopg.Connection,
     chunks: Iterator[Chunk],
@@ -212,9 +232,8 @@ def load_chunks(
     stats = LoadStats()
     waited = written = 0.0  # where the time goes, for --verbose: parsing (waited for) or writing
     try:
-        with conn.transaction(), conn.cursor() as cur:
+        with _load_turn(conn), conn.transaction(), conn.cursor() as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")  # zone-less export timestamps are UTC
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOAD_LOCK,))
             mark = time.perf_counter()
             for chunk in chunks:
                 now = time.perf_counter()

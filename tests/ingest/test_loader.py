@@ -3,6 +3,7 @@ state committed with the rows, rows in any key style, parsing in a thread or in 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,51 @@ def test_a_failing_before_commit_leaves_nothing(conn: psycopg.Connection, databa
         )
     assert stored(database) == {}
     assert query(database, "SELECT * FROM langfuse_raw.ingest_state") == []
+
+
+def test_a_load_that_waits_its_turn_stamps_its_rows_after_the_load_before_commits(database: Database) -> None:
+    """Loads take turns, and a load's transaction begins only when its turn comes: the load time on its rows
+    (`_loaded_at`, the transaction's start) is later than the commit of the load it waited for. So a build
+    that read the first load's rows cannot miss the second's by reading only rows loaded after them
+    (macros/touched_traces.sql, `incremental_overlap_minutes`)."""
+    ensure_raw_schema(database)
+    first_writing, first_may_commit = threading.Event(), threading.Event()
+
+    def hold(cur: psycopg.Cursor, stats: loader.LoadStats) -> None:
+        first_writing.set()
+        assert first_may_commit.wait(timeout=120)
+
+    def load(connection: psycopg.Connection, oid: str, **kwargs: Any) -> None:
+        batch = loader.start_batch(connection, oid)
+        loader.load_rows(connection, [(1, API_ROW | {"id": oid})], source=oid, batch_id=batch, **kwargs)
+
+    with database.connect() as first, database.connect() as second, database.connect() as watcher:
+        watcher.autocommit = True
+        first_load = threading.Thread(
+            target=load, args=(first, "first00000000001"), kwargs={"before_commit": hold}
+        )
+        first_load.start()
+        assert first_writing.wait(timeout=120)
+        second_load = threading.Thread(target=load, args=(second, "second0000000001"))
+        second_load.start()
+        waiting = 0
+        for _ in range(100_000):  # until the second load waits for the lock (each look is a query)
+            (waiting,) = watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).fetchone() or (0,)
+            if waiting or not second_load.is_alive():
+                break
+        assert waiting == 1
+        (released_at,) = watcher.execute("SELECT clock_timestamp()").fetchone() or (None,)
+        first_may_commit.set()
+        first_load.join()
+        second_load.join()
+    loaded_at = {
+        row["id"]: row["_loaded_at"]
+        for row in query(database, "SELECT id, _loaded_at FROM langfuse_raw.observations")
+    }
+    assert loaded_at["first00000000001"] < released_at < loaded_at["second0000000001"]
 
 
 def PathSource(path: Path) -> FileSource:  # noqa: N802 - reads as the class it returns
