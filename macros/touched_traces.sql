@@ -24,7 +24,7 @@
     where trace_loaded_at > (
         select
             coalesce(max(trace_loaded_at), {{ minus_infinity() }})
-                - interval '1 minute' * {{ var('incremental_overlap_minutes') }}
+                - interval '1 minute' * {{ incremental_overlap_minutes() }}
         from {{ model }}
     )
 {%- endmacro %}
@@ -43,4 +43,20 @@
     trace_id in (select trace_id from {{ touched }})
     and created_at >= (select min(first_at) from {{ touched }})
     and created_at <= (select max(last_at) from {{ touched }})
+{%- endmacro %}
+
+
+{#-
+    How far before the newest load time an incremental model holds it reads again (minutes): the var
+    `incremental_overlap_minutes`, or when it is null (the default) 0 on PostgreSQL and 60 on Spark.
+    PostgreSQL: a load through `autopicker ingest` begins its transaction only once it holds the database's
+    load lock, so its rows' load time (the transaction's start) is later than the commit of every load before
+    it (ingest/loader.py). A row committed after a build has read can therefore never carry a load time at
+    or below what that build saw, and nothing needs reading twice. Set the var when something else writes the
+    raw table while builds run. Spark: a row's load time is its export file's modification time, which says
+    nothing about when the file became readable; the hour covers a file written slowly or copied late.
+-#}
+{% macro incremental_overlap_minutes() -%}
+    {%- set minutes = var('incremental_overlap_minutes', none) -%}
+    {{ return(minutes if minutes is not none else (60 if target.type == 'spark' else 0)) }}
 {%- endmacro %}

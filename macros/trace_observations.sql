@@ -25,7 +25,7 @@
     as a constant, so the raw table's block-range index on `_loaded_at` is used. -#}
 {% macro loaded_since_last_run(model) -%}
     {%- set since_sql -%}
-        select max(loaded_at) - interval '1 minute' * {{ var('incremental_overlap_minutes') }} from {{ model }}
+        select max(loaded_at) - interval '1 minute' * {{ incremental_overlap_minutes() }} from {{ model }}
     {%- endset -%}
     {%- set since = run_query(since_sql).rows[0][0] if execute else none -%}
     {%- if since is none -%}

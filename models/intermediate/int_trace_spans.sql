@@ -34,7 +34,7 @@ new_rows as (
     where loaded_at > (
         select
             coalesce(max(trace_loaded_at), '-infinity'::timestamptz)
-                - interval '1 minute' * {{ var('incremental_overlap_minutes') }}
+                - interval '1 minute' * {{ incremental_overlap_minutes() }}
         from {{ this }}
     )
     {% endif %}
