@@ -21,7 +21,7 @@
     {%- if scope -%}
         {%- do conditions.append(scope) -%}
     {%- endif -%}
-    {%- set rows = tested_raw_rows(relation) -%}
+    {%- set rows = tested_rows_by_index(relation) -%}
     {%- if rows or conditions -%}
         {%- set filter = ' where ' ~ conditions | join(' and ') if conditions else '' -%}
         {%- do return('(select * from ' ~ (rows or relation) ~ filter ~ ') dbt_subquery') -%}
@@ -37,7 +37,6 @@
     {%- set loaded = {
         'stg_langfuse__events': 'loaded_at',
         'stg_langfuse__generations': 'loaded_at',
-        'int_trace_spans': 'trace_loaded_at',
         'int_trace_observations': 'loaded_at',
     } -%}
     {#- ... or when this build recomputed it -#}
@@ -57,13 +56,17 @@
 {%- endmacro %}
 
 
-{#- The raw table's rows a build tests (read through `autopicker_rows_loaded_after`), or '' for another
-    relation or a build that tests every row. -#}
-{% macro tested_raw_rows(relation) -%}
-    {%- if tests_changed_rows_only() and relation is not string and relation.identifier == 'observations'
-          and relation.schema == var('raw_schema', 'langfuse_raw') -%}
-        {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation
-                  ~ ", '_loaded_at', " ~ (var('incremental_test_hours') | int) ~ ')') }}
+{#- The rows of `relation` a build tests, read through `autopicker_rows_loaded_after` (the raw table and
+    `int_trace_spans`), or '' for another relation or a build that tests every row. -#}
+{% macro tested_rows_by_index(relation) -%}
+    {%- set loaded = {
+        'observations': '_loaded_at',
+        'int_trace_spans': 'trace_loaded_at',
+    } -%}
+    {%- if tests_changed_rows_only() and relation is not string and relation.identifier in loaded
+          and (relation.identifier != 'observations' or relation.schema == var('raw_schema', 'langfuse_raw')) -%}
+        {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation ~ ", '"
+                  ~ loaded[relation.identifier] ~ "', " ~ (var('incremental_test_hours') | int) ~ ')') }}
     {%- endif -%}
     {{ return('') }}
 {%- endmacro %}
@@ -86,19 +89,21 @@
 
 {#-
     on-run-start: the two functions the scoped tests call, in the warehouse's schema. Both exist to steer
-    PostgreSQL's planner to the raw table's block-range index on `_loaded_at`. Left alone, it often prefers a
-    scan of the whole table, in parallel or not: it costs a bitmap heap scan as if the rows wanted were
-    scattered over the table (it does not use the column's correlation there), so with a few percent of the
-    rows in the window the two plans cost about the same, while reading the window alone takes a fraction of
-    the time (docs/benchmarks.md).
+    PostgreSQL's planner to the index on the load time. Left alone, it often prefers a scan of the whole raw
+    table, in parallel or not: it costs a bitmap heap scan over the block-range index on `_loaded_at` as if
+    the rows wanted were scattered over the table (it does not use the column's correlation there), so with
+    a few percent of the rows in the window the two plans cost about the same, while reading the window
+    alone takes a fraction of the time (docs/benchmarks.md).
 
     - `autopicker_rows_loaded_after(null::<relation>, <column>, hours)`: the relation's rows loaded in the
       last `hours`, read with `enable_seqscan` off (a function's own setting; a test is one statement and
-      cannot set it). The raw table's tests read it: always the index, at the cost of handing over whole rows.
+      cannot set it). The tests of the raw table and of `int_trace_spans` read it (the full build writes the
+      latter in no particular order of load time, so the planner scans it whole rather than use its load
+      time's B-tree): always the index, at the cost of handing over whole rows.
     - `autopicker_tested_loads_start(hours)`: now minus `hours`, a stable function (worked out when the plan
       is made, so the planner sees how few rows qualify) marked PARALLEL UNSAFE, which keeps parallel plans
-      away from the tests that call it, and cheap (cost 1). The staging views' tests call it (as do those of
-      `int_trace_spans` and `int_trace_observations`, whose B-tree indexes the planner judges right): through
+      away from the tests that call it, and cheap (cost 1). The tests of the staging views (and of
+      `int_trace_observations`, whose rows are stored in load order) call it: through
       the other function a view would compute every column of every row (its generations' tests took 5-10 s
       each that way at 10,000,000 observations), while without parallel workers the index wins as long as
       the window is a small share of the table (docs/benchmarks.md says where it stops winning).
