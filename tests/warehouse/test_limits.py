@@ -455,3 +455,15 @@ def test_build_names_the_raw_value_test_that_warned(built: Built, command: tuple
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
     assert warnings == ["warning: accepted_values of level in source langfuse.observations (2 rows) warned"]
+
+
+def test_a_run_takes_a_tables_statistics_again_only_once_it_has_grown(built: Built) -> None:
+    """The build took the statistics of its new tables (`analyze_model`, macros/portable.sql); a later run of
+    a model that adds nothing to its table leaves them as they were (the planner's view of months of rows
+    does not change with a night's), where it used to analyze the table every run."""
+    last_analyzed = "select pg_stat_get_last_analyze_time('analytics_intermediate.int_requests'::regclass)"
+    first = scalar(built.warehouse, last_analyzed)
+    assert first is not None
+    run = built.warehouse.dbt("run", "--select", "int_requests")
+    assert run.status("int_requests")[0] == "success"
+    assert scalar(built.warehouse, last_analyzed) == first
