@@ -35,8 +35,6 @@
 {% macro tested_rows_condition(relation) -%}
     {#- the relations that grow with traffic, and the column saying when a row was loaded -#}
     {%- set loaded = {
-        'stg_langfuse__events': 'loaded_at',
-        'stg_langfuse__generations': 'loaded_at',
         'int_trace_observations': 'loaded_at',
     } -%}
     {#- ... or when this build recomputed it -#}
@@ -48,7 +46,7 @@
     {%- if not tests_changed_rows_only() -%}
         {{ return('') }}
     {%- elif identifier in loaded -%}
-        {{ return(loaded[identifier] ~ ' > ' ~ tested_loads_start() ~ '(' ~ (var('incremental_test_hours') | int) ~ ')') }}
+        {{ return(loaded[identifier] ~ ' > ' ~ dbt.dateadd('hour', -1 * (var('incremental_test_hours') | int), dbt.current_timestamp())) }}
     {%- elif identifier in recomputed -%}
         {{ return(recomputed[identifier] ~ " >= cast('" ~ run_started_at.isoformat() ~ "' as timestamp with time zone)") }}
     {%- endif -%}
@@ -56,17 +54,24 @@
 {%- endmacro %}
 
 
-{#- The rows of `relation` a build tests, read through `autopicker_rows_loaded_after` (the raw table and
-    `int_trace_spans`), or '' for another relation or a build that tests every row. -#}
+{#- The rows of `relation` a build tests, read through `autopicker_rows_loaded_after` (the raw table, its
+    staging views and `int_trace_spans`), or '' for another relation or a build that tests every row. A
+    staging view computes only the column the test reads (a generic test on one column), the others null. -#}
 {% macro tested_rows_by_index(relation) -%}
     {%- set loaded = {
         'observations': '_loaded_at',
+        'stg_langfuse__events': 'loaded_at',
+        'stg_langfuse__generations': 'loaded_at',
         'int_trace_spans': 'trace_loaded_at',
     } -%}
     {%- if tests_changed_rows_only() and relation is not string and relation.identifier in loaded
           and (relation.identifier != 'observations' or relation.schema == var('raw_schema', 'langfuse_raw')) -%}
+        {%- set tested = ((model or {}).get('test_metadata') or {}).get('kwargs', {}).get('column_name') -%}
+        {%- set columns = "array['" ~ tested ~ "']" if tested and relation.identifier.startswith('stg_')
+                          and tested is string and "'" not in tested else 'null' -%}
         {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation ~ ", '"
-                  ~ loaded[relation.identifier] ~ "', " ~ (var('incremental_test_hours') | int) ~ ')') }}
+                  ~ loaded[relation.identifier] ~ "', " ~ (var('incremental_test_hours') | int) ~ ', '
+                  ~ columns ~ ')') }}
     {%- endif -%}
     {{ return('') }}
 {%- endmacro %}
@@ -81,63 +86,59 @@
 {%- endmacro %}
 
 
-{#- The function the tests' condition on the load time calls (created by `create_test_scope_functions`). -#}
-{% macro tested_loads_start() -%}
-    {{ return(adapter.quote(target.schema) ~ '.autopicker_tested_loads_start') }}
-{%- endmacro %}
-
 
 {#-
-    on-run-start: the two functions the scoped tests call, in the warehouse's schema. Both exist to steer
-    PostgreSQL's planner to the index on the load time. Left alone, it often prefers a scan of the whole raw
-    table, in parallel or not: it costs a bitmap heap scan over the block-range index on `_loaded_at` as if
-    the rows wanted were scattered over the table (it does not use the column's correlation there), so with
-    a few percent of the rows in the window the two plans cost about the same, while reading the window
-    alone takes a fraction of the time (docs/benchmarks.md).
+    on-run-start: `<warehouse schema>.autopicker_rows_loaded_after(null::<relation>, <column>, hours, wanted)`,
+    the relation's rows loaded in the last `hours`, with only the columns in `wanted` computed (null: all;
+    the others are null), read with `enable_seqscan` off: a function's own setting, which a test (one
+    statement) cannot make. The tests of the raw table, its staging views and `int_trace_spans` read it.
+    Left alone, PostgreSQL's planner often scans those whole: it costs a bitmap heap scan over the raw
+    table's block-range index on `_loaded_at` as if the rows wanted were scattered over the table (it does
+    not use the column's correlation there), so with a few percent of the rows in the window the two plans
+    cost about the same, in parallel or not, while reading the window alone takes a fraction of the time;
+    and the full build writes `int_trace_spans` in no order of load time, so its load time's B-tree looks
+    no better (docs/benchmarks.md). A staging view computes only the tested column: all of them, for every
+    row, cost its generations' tests 5-10 s each at 10,000,000 observations.
 
-    - `autopicker_rows_loaded_after(null::<relation>, <column>, hours)`: the relation's rows loaded in the
-      last `hours`, read with `enable_seqscan` off (a function's own setting; a test is one statement and
-      cannot set it). The tests of the raw table and of `int_trace_spans` read it (the full build writes the
-      latter in no particular order of load time, so the planner scans it whole rather than use its load
-      time's B-tree): always the index, at the cost of handing over whole rows.
-    - `autopicker_tested_loads_start(hours)`: now minus `hours`, a stable function (worked out when the plan
-      is made, so the planner sees how few rows qualify) marked PARALLEL UNSAFE, which keeps parallel plans
-      away from the tests that call it, and cheap (cost 1). The tests of the staging views (and of
-      `int_trace_observations`, whose rows are stored in load order) call it: through
-      the other function a view would compute every column of every row (its generations' tests took 5-10 s
-      each that way at 10,000,000 observations), while without parallel workers the index wins as long as
-      the window is a small share of the table (docs/benchmarks.md says where it stops winning).
-
-    Created only by the builds that scope their tests; two builds creating them at once are fine, since they
-    are only replaced by the same definitions.
+    Created only by the builds that scope their tests; two builds creating it at once are fine, since it is
+    only replaced by the same definition.
 -#}
 {% macro create_test_scope_functions() -%}
     {%- if tests_changed_rows_only() -%}
     do $$
     begin
         create schema if not exists {{ adapter.quote(target.schema) }};
-        create or replace function {{ tested_loads_start() }}(hours integer)
-        returns timestamp with time zone
-        language plpgsql stable parallel unsafe cost 1
-        as $function$ begin return now() - make_interval(hours => hours); end $function$;
         create or replace function {{ adapter.quote(target.schema) }}.autopicker_rows_loaded_after(
-            relation anyelement, loaded_column text, hours integer
+            relation anyelement, loaded_column text, hours integer, wanted text[]
         )
         returns setof anyelement
         language plpgsql stable parallel unsafe
         set enable_seqscan = off
         set jit = off
         as $function$
+        declare
+            columns text;
         begin
+            select string_agg(
+                case
+                    when wanted is null or attname = any(wanted) then quote_ident(attname)
+                    else 'null::' || format_type(atttypid, atttypmod)
+                end,
+                ', ' order by attnum
+            )
+            into columns
+            from pg_attribute
+            where attrelid = (select typrelid from pg_type where oid = pg_typeof(relation))
+                and attnum > 0 and not attisdropped;
             return query execute format(
-                'select * from %s where %I > now() - make_interval(hours => $1)', pg_typeof(relation), loaded_column
+                'select %s from %s where %I > now() - make_interval(hours => $1)',
+                columns, pg_typeof(relation), loaded_column
             ) using hours;
         end
         $function$;
     exception when others then
-        -- another build replacing them at the same moment ("tuple concurrently updated"): they are there
-        if to_regprocedure('{{ tested_loads_start() }}(integer)') is null
-            or to_regprocedure('{{ adapter.quote(target.schema) }}.autopicker_rows_loaded_after(anyelement, text, integer)') is null then
+        -- another build replacing it at the same moment ("tuple concurrently updated"): it is there
+        if to_regprocedure('{{ adapter.quote(target.schema) }}.autopicker_rows_loaded_after(anyelement, text, integer, text[])') is null then
             raise;
         end if;
     end
