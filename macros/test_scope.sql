@@ -56,7 +56,8 @@
 
 {#- The rows of `relation` a build tests, read through `autopicker_rows_loaded_after` (the raw table, its
     staging views and `int_trace_spans`), or '' for another relation or a build that tests every row. A
-    staging view computes only the column the test reads (a generic test on one column), the others null. -#}
+    staging view computes only the column the test reads (a generic test on one column, without a `where` of
+    its own), the others null. -#}
 {% macro tested_rows_by_index(relation) -%}
     {%- set loaded = {
         'observations': '_loaded_at',
@@ -67,8 +68,9 @@
     {%- if tests_changed_rows_only() and relation is not string and relation.identifier in loaded
           and (relation.identifier != 'observations' or relation.schema == var('raw_schema', 'langfuse_raw')) -%}
         {%- set tested = ((model or {}).get('test_metadata') or {}).get('kwargs', {}).get('column_name') -%}
+        {#- a test's own `where` may read other columns: then every column is computed -#}
         {%- set columns = "array['" ~ tested ~ "']" if tested and relation.identifier.startswith('stg_')
-                          and tested is string and "'" not in tested else 'null' -%}
+                          and tested is string and "'" not in tested and not config.get('where', '') else 'null' -%}
         {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation ~ ", '"
                   ~ loaded[relation.identifier] ~ "', " ~ (var('incremental_test_hours') | int) ~ ', '
                   ~ columns ~ ')') }}
