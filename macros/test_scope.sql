@@ -21,7 +21,7 @@
     {%- if scope -%}
         {%- do conditions.append(scope) -%}
     {%- endif -%}
-    {%- set rows = tested_rows_by_index(relation) -%}
+    {%- set rows = tested_rows_by_index(relation, every_column=(where is not none and where != '')) -%}
     {%- if rows or conditions -%}
         {%- set filter = ' where ' ~ conditions | join(' and ') if conditions else '' -%}
         {%- do return('(select * from ' ~ (rows or relation) ~ filter ~ ') dbt_subquery') -%}
@@ -33,7 +33,8 @@
 
 {#- The condition that keeps the rows of `relation` a build changed, or '' to test all of them. -#}
 {% macro tested_rows_condition(relation) -%}
-    {#- the relations that grow with traffic, and the column saying when a row was loaded -#}
+    {#- the tables that grow with traffic and are not read through `tested_rows_by_index` (stored in load
+        order, so the planner uses their load time's B-tree), and the column saying when a row was loaded -#}
     {%- set loaded = {
         'int_trace_observations': 'loaded_at',
     } -%}
@@ -56,9 +57,9 @@
 
 {#- The rows of `relation` a build tests, read through `autopicker_rows_loaded_after` (the raw table, its
     staging views and `int_trace_spans`), or '' for another relation or a build that tests every row. A
-    staging view computes only the column the test reads (a generic test on one column, without a `where` of
-    its own), the others null. -#}
-{% macro tested_rows_by_index(relation) -%}
+    staging view computes only the column the test reads (a generic test on one column), the others null;
+    `every_column` (a test with a `where` of its own, which may read other columns) computes them all. -#}
+{% macro tested_rows_by_index(relation, every_column=false) -%}
     {%- set loaded = {
         'observations': '_loaded_at',
         'stg_langfuse__events': 'loaded_at',
@@ -68,9 +69,8 @@
     {%- if tests_changed_rows_only() and relation is not string and relation.identifier in loaded
           and (relation.identifier != 'observations' or relation.schema == var('raw_schema', 'langfuse_raw')) -%}
         {%- set tested = ((model or {}).get('test_metadata') or {}).get('kwargs', {}).get('column_name') -%}
-        {#- a test's own `where` may read other columns: then every column is computed -#}
         {%- set columns = "array['" ~ tested ~ "']" if tested and relation.identifier.startswith('stg_')
-                          and tested is string and "'" not in tested and not config.get('where', '') else 'null' -%}
+                          and tested is string and "'" not in tested and not every_column else 'null' -%}
         {{ return(adapter.quote(target.schema) ~ '.autopicker_rows_loaded_after(null::' ~ relation ~ ", '"
                   ~ loaded[relation.identifier] ~ "', " ~ (var('incremental_test_hours') | int) ~ ', '
                   ~ columns ~ ')') }}
@@ -86,7 +86,6 @@
     {{ return(flags.WHICH == 'build' and not flags.FULL_REFRESH
               and var('incremental_test_hours', none) is not none and target.type != 'spark') }}
 {%- endmacro %}
-
 
 
 {#-
