@@ -24,9 +24,40 @@
     {%- set rows = tested_rows_by_index(relation, every_column=(where is not none and where != '')) -%}
     {%- if rows or conditions -%}
         {%- set filter = ' where ' ~ conditions | join(' and ') if conditions else '' -%}
-        {%- do return('(select * from ' ~ (rows or relation) ~ filter ~ ') dbt_subquery') -%}
+        {#- the alias tells the tests below that only the changed rows are read -#}
+        {%- set alias = 'dbt_changed_rows' if rows or scope else 'dbt_subquery' -%}
+        {%- do return('(select * from ' ~ (rows or relation) ~ filter ~ ') ' ~ alias) -%}
     {%- else -%}
         {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- dbt's `relationships` test on PostgreSQL. When it reads only the rows a build changed, and its parent is the
+    raw table or a staging view (whose key the raw table's primary key indexes), each child row looks its
+    parent up by that index: PostgreSQL does not flatten a view written with CTEs into a join, so dbt's own
+    anti-join read every raw row of the parent's type to check a few thousand (2.5 s at 10,000,000
+    observations, 0.3 s looked up). Otherwise, dbt's own test. -#}
+{% macro postgres__test_relationships(model, column_name, to, field) -%}
+    {%- set keyed_by_raw_id = {
+        'observations': 'id', 'stg_langfuse__events': 'event_id', 'stg_langfuse__generations': 'generation_id',
+    } -%}
+    {%- if model is string and model.endswith(') dbt_changed_rows') and to is not string
+          and keyed_by_raw_id.get(to.identifier) == field -%}
+with child as (
+    select {{ column_name }} as from_field
+    from {{ model }}
+    where {{ column_name }} is not null
+)
+
+select
+    from_field
+
+from child
+
+where (select 1 from {{ to }} as parent where parent.{{ field }} = child.from_field limit 1) is null
+    {%- else -%}
+    {{ return(dbt.default__test_relationships(model, column_name, to, field)) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -471,6 +471,44 @@ def test_a_run_takes_a_tables_statistics_again_only_once_it_has_grown(built: Bui
     assert scalar(built.warehouse, last_analyzed) == first
 
 
+RELATIONSHIPS_TEST = (
+    "relationships_int_fallback_events_enriched_event_id__event_id__ref_stg_langfuse__events_"
+)
+
+
+def ran_sql(built: Built) -> str:
+    """The SQL the last run of RELATIONSHIPS_TEST ran (dbt names the file by a hash of the long name)."""
+    found = (built.warehouse.root / "target" / "run").rglob("relationships_int_fallback_eve_*.sql")
+    (text,) = [t for t in (path.read_text() for path in found) if "stg_langfuse__events" in t]
+    return text
+
+
+def test_a_scoped_relationships_test_looks_each_changed_row_up_and_finds_an_orphan(built: Built) -> None:
+    """An incremental build's relationships test from the fallback events this build recomputed to the staging
+    events looks each one up by the raw table's key (macros/test_scope.sql) instead of dbt's anti-join, which
+    read every raw event; it still fails on an event without a parent, as `dbt test` (dbt's own SQL) does."""
+    enriched = "analytics_intermediate.int_fallback_events_enriched"
+    with built.warehouse.database.connect() as conn:
+        # dbt_refreshed_at after the build starts: the scoped test counts the row as recomputed by the build
+        conn.execute(f"create temp table orphan as select * from {enriched} limit 1")
+        conn.execute(
+            "update orphan set event_id = 'orphan-event', dbt_refreshed_at = now() + interval '1 hour'"
+        )
+        assert conn.execute(f"insert into {enriched} select * from orphan").rowcount == 1
+        conn.commit()
+    try:
+        build = built.warehouse.dbt("build", "--select", RELATIONSHIPS_TEST)
+        scoped_sql = ran_sql(built)
+        test = built.warehouse.dbt("test", "--select", RELATIONSHIPS_TEST)
+        every_row_sql = ran_sql(built)
+    finally:
+        built.warehouse.query(f"delete from {enriched} where event_id = 'orphan-event' returning 1")
+    assert build.status(RELATIONSHIPS_TEST) == ("fail", 1)
+    assert "limit 1) is null" in scoped_sql and "dbt_changed_rows" in scoped_sql
+    assert test.status(RELATIONSHIPS_TEST) == ("fail", 1)
+    assert "left join parent" in every_row_sql and "limit 1" not in every_row_sql
+
+
 def test_the_fallback_buckets_have_a_b_tree_on_their_window_range_for_the_merge(built: Built) -> None:
     """The roll-up's MERGE finds a changed bucket by its key; the GiST index on `window_start_range` (the
     views' containment lookup) made each of those equality look-ups 40 times slower than a B-tree."""
