@@ -33,15 +33,13 @@
 {%- endmacro %}
 
 
-{#- dbt's `relationships` test on PostgreSQL. When it reads only the rows a build changed, and its parent is the
-    raw table or a staging view (whose key the raw table's primary key indexes), each child row looks its
-    parent up by that index: PostgreSQL does not flatten a view written with CTEs into a join, so dbt's own
-    anti-join read every raw row of the parent's type to check a few thousand (2.5 s at 10,000,000
-    observations, 0.3 s looked up). Otherwise, dbt's own test. -#}
+{#- dbt's `relationships` test on PostgreSQL. When it reads only the rows a build changed, and its parent is a
+    staging view (whose key the raw table's primary key indexes), each child row looks its parent up by that
+    index: PostgreSQL does not flatten a view written with CTEs into a join, so dbt's own anti-join read every
+    raw row of the parent's type to check a few thousand (2.5 s at 10,000,000 observations, 0.3 s looked up).
+    Otherwise, dbt's own test. -#}
 {% macro postgres__test_relationships(model, column_name, to, field) -%}
-    {%- set keyed_by_raw_id = {
-        'observations': 'id', 'stg_langfuse__events': 'event_id', 'stg_langfuse__generations': 'generation_id',
-    } -%}
+    {%- set keyed_by_raw_id = {'stg_langfuse__events': 'event_id', 'stg_langfuse__generations': 'generation_id'} -%}
     {%- if model is string and model.endswith(') dbt_changed_rows') and to is not string
           and keyed_by_raw_id.get(to.identifier) == field -%}
 with child as (
