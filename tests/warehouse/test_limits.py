@@ -520,3 +520,60 @@ def test_the_fallback_buckets_have_a_b_tree_on_their_window_range_for_the_merge(
         " and a.attname = 'window_start_range' and i.indnatts = 1 order by 1"
     )
     assert methods == [("btree",), ("gist",)]
+
+
+BUCKETS = "analytics_intermediate.int_fallback_events_bucketed"
+BUCKET_KEY = (
+    "bucket_grain, bucket_day, bucket_start, window_start_range, fallback_type, event_id, original_model,"
+    " fallback_model"
+)
+
+
+def bucket_test(run: DbtRun, prefix: str) -> tuple[str, int | None]:
+    """The result of the one test of the fallback buckets whose name starts with ``prefix``."""
+    (found,) = [
+        result
+        for uid, result in run.results.items()
+        if uid.split(".")[2].startswith(prefix) and "int_fallback_events_bucketed" in uid
+    ]
+    return found
+
+
+def test_an_incremental_build_tests_the_buckets_its_last_run_wrote(built: Built) -> None:
+    """An incremental build's tests of the fallback buckets read the rows the roll-up's last run wrote (the
+    greatest `events_refreshed_through`, found by its B-tree) rather than all of them, and look a bucket's
+    event up by the fallback events' index: a key written twice and a bucket of an event that does not exist
+    still fail, there and in `dbt test` (every row, dbt's own SQL)."""
+    newest = f"events_refreshed_through = (select max(events_refreshed_through) from {BUCKETS})"
+    with built.warehouse.database.connect() as conn:
+        (newest_at,) = conn.execute(f"select {newest.split(' = ')[1]}::text").fetchone() or (None,)
+        conn.execute(
+            f"create temp table original as select * from {BUCKETS}"
+            f" where bucket_grain = 'event' and {newest} order by bucket_start limit 1"
+        )
+        conn.execute("create temp table orphan as select * from original")
+        conn.execute("update orphan set event_id = 'orphan-event'")
+        assert conn.execute(f"insert into {BUCKETS} select * from original").rowcount == 1  # its key twice
+        assert conn.execute(f"insert into {BUCKETS} select * from orphan").rowcount == 1
+        conn.commit()
+        try:
+            build = built.warehouse.dbt(
+                "build", "--select", "int_fallback_events_bucketed", "--resource-type", "test"
+            )
+            ran = built.warehouse.root / "target" / "run" / "autopicker" / "models" / "intermediate"
+            texts = [path.read_text() for path in ran.glob("_intermediate__models.yml/*.sql")]
+            scoped = [text for text in texts if BUCKETS.split(".")[1] in text]
+            test = built.warehouse.dbt("test", "--select", "int_fallback_events_bucketed")
+        finally:
+            conn.execute(
+                f"delete from {BUCKETS} t using original o where (t.{BUCKET_KEY.replace(', ', ', t.')})"
+                f" is not distinct from (o.{BUCKET_KEY.replace(', ', ', o.')}) or t.event_id = 'orphan-event'"
+            )
+            conn.execute(f"insert into {BUCKETS} select * from original")
+            conn.commit()
+    for run in (build, test):
+        assert bucket_test(run, "unique_combination") == ("fail", 1)
+        assert bucket_test(run, "relationships") == ("fail", 1)
+    newest_in_sql = f"events_refreshed_through = cast('{newest_at}' as timestamp with time zone)"
+    assert scoped and all(newest_in_sql in sql and "dbt_changed_rows" in sql for sql in scoped)
+    assert any("limit 1) is null" in sql for sql in scoped)
