@@ -81,3 +81,10 @@ spans as (
 )
 
 select * from spans
+{%- if target.type != 'spark' and not is_incremental() %}
+-- Stored in load order, as incremental runs append: an incremental build's tests read the traces loaded
+-- lately through the index on trace_loaded_at (macros/test_scope.sql), which then finds them on a few pages
+-- at the table's end, not scattered over all of it (at 10,000,000 observations, 86,536 of 92,000 pages read
+-- for 338,717 traces, a second for each of the four tests).
+order by trace_loaded_at
+{%- endif %}

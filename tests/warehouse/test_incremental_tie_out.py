@@ -241,6 +241,13 @@ class Built:
             )
             return {trace: (first, last) for trace, first, last in rows}
 
+    def spans_load_times_as_stored(self) -> list[datetime]:
+        with self.database.connect() as conn:
+            rows = conn.execute(
+                "select trace_loaded_at from analytics_intermediate.int_trace_spans order by ctid"
+            )
+            return [loaded_at for (loaded_at,) in rows]
+
 
 @dataclass
 class Outcome:
@@ -250,6 +257,7 @@ class Outcome:
     refresh: dict[str, tuple[str, object, str]]
     refreshed: dict[str, list[tuple[object, ...]]]
     refreshed_spans: dict[str, tuple[datetime, datetime]]
+    refreshed_spans_load_times: list[datetime]  # as stored on disk
     scenario: str
 
 
@@ -278,7 +286,16 @@ def outcome(
     build = built.dbt(*build_args(), *no_overlap)
     incremental, incremental_spans = built.tables(), built.spans()
     refresh = built.dbt(*build_args(full_refresh=True))
-    return Outcome(incremental, incremental_spans, build, refresh, built.tables(), built.spans(), scenario)
+    return Outcome(
+        incremental,
+        incremental_spans,
+        build,
+        refresh,
+        built.tables(),
+        built.spans(),
+        built.spans_load_times_as_stored(),
+        scenario,
+    )
 
 
 def test_incremental_build_is_green_without_the_unit_tests(outcome: Outcome) -> None:
@@ -312,3 +329,11 @@ def test_trace_spans_hold_every_trace_within_its_span(outcome: Outcome) -> None:
     for trace, (first, last) in outcome.refreshed_spans.items():
         kept_first, kept_last = outcome.incremental_spans[trace]
         assert kept_first <= first and last <= kept_last, trace
+
+
+def test_a_full_refresh_stores_the_trace_spans_in_load_order(outcome: Outcome) -> None:
+    """The traces of both loads, stored in load order: an incremental build's tests then read the traces
+    loaded lately from the table's last pages (models/intermediate/int_trace_spans.sql)."""
+    stored = outcome.refreshed_spans_load_times
+    assert len(set(stored)) > 1  # the two loads
+    assert stored == sorted(stored)
