@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -425,9 +426,11 @@ def test_the_tests_of_an_incremental_build_read_recent_rows_by_their_index(built
     view's test has only the column it tests computed."""
     built.warehouse.dbt("build", "--select", "source:langfuse", "stg_langfuse__generations")
     ran = built.warehouse.root / "target" / "run"
-    (raw_test,) = ran.rglob("source_not_null_langfuse_observations_trace_id.sql")
-    assert '"analytics".autopicker_rows_loaded_after(null::' in raw_test.read_text()
-    assert "'_loaded_at', 48, null)" in raw_test.read_text()
+    raw_tests = [path.read_text() for path in ran.rglob("source_*.sql")]
+    assert len(raw_tests) == 2  # the accepted types and levels
+    for raw_test in raw_tests:
+        assert '"analytics".autopicker_rows_loaded_after(null::' in raw_test
+        assert "'_loaded_at', 48, null)" in raw_test
     (staging_test,) = ran.rglob("not_null_stg_langfuse__generations_trace_id.sql")
     assert "'loaded_at', 48, array['trace_id'])" in staging_test.read_text()
     with built.warehouse.database.connect() as conn:
@@ -577,3 +580,35 @@ def test_an_incremental_build_tests_the_buckets_its_last_run_wrote(built: Built)
     newest_in_sql = f"events_refreshed_through = cast('{newest_at}' as timestamp with time zone)"
     assert scoped and all(newest_in_sql in sql and "dbt_changed_rows" in sql for sql in scoped)
     assert any("limit 1) is null" in sql for sql in scoped)
+
+
+RAW_ROW = {
+    "id": "'constraint-check'",
+    "trace_id": "'constraint-check'",
+    "type": "'EVENT'",
+    "start_time": "now()",
+    "updated_at": "now()",
+    "_source_file": "'check.jsonl'",
+    "_batch_id": "1",
+    "_loaded_at": "now()",
+}
+
+
+def raw_insert(values: dict[str, str]) -> str:
+    return (
+        f"insert into langfuse_raw.observations ({', '.join(values)}) values ({', '.join(values.values())})"
+    )
+
+
+@pytest.mark.parametrize("column", ["id", "trace_id", "type", "start_time", "_loaded_at"])
+def test_the_raw_table_holds_what_the_source_does_not_test(built: Built, column: str) -> None:
+    """The source has no unique or not_null tests (models/staging/langfuse/_langfuse__sources.yml): the raw
+    table refuses a row without these columns, and a second row with the same id."""
+    with built.warehouse.database.connect() as conn:
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute(raw_insert(RAW_ROW | {column: "null"}))
+        conn.rollback()
+        conn.execute(raw_insert(RAW_ROW))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(raw_insert(RAW_ROW))
+        conn.rollback()
