@@ -148,8 +148,9 @@ where (select 1 from {{ to }} as parent where parent.{{ field }} = child.from_fi
     not use the column's correlation there), so with a few percent of the rows in the window the two plans
     cost about the same, in parallel or not, while reading the window alone takes a fraction of the time;
     and in a warehouse whose last full build predates `int_trace_spans`' load order (its model says why)
-    the traces lie in no order of load time, so its load time's B-tree looks no better (docs/benchmarks.md). A staging view computes only the tested column: all of them, for every
-    row, cost its generations' tests 5-10 s each at 10,000,000 observations.
+    the traces lie in no order of load time, so its load time's B-tree looks no better (docs/benchmarks.md).
+    A staging view computes only the tested column: all of them, for every row, cost its generations' tests
+    5-10 s each at 10,000,000 observations.
 
     Created only by the builds that scope their tests; two builds creating it at once are fine, since it is
     only replaced by the same definition.
