@@ -664,7 +664,7 @@ class ClusterBuild:
     master_url: str
     workers: int
     start_seconds: float  # the master, the workers and the Thrift server listening
-    build_seconds: float  # dbt build of every model, with the unit and data tests
+    build_seconds: float  # dbt build of the nodes selected (by default every model, unit and data test)
     exit_code: int  # dbt's
     statuses: dict[str, int]  # dbt's nodes per status (success, pass, warn, error, ...)
     rows: dict[str, int]  # relation (schema.name) -> its rows, for those of CLUSTER_COUNTED
@@ -680,11 +680,13 @@ CLUSTER_COUNTED = (
 )
 
 
-def _selection(select: Sequence[str]) -> list[str]:
+def _selection(select: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
     """dbt's arguments for building only the nodes ``select`` selects (``+fallback_all_daily``...) and the
     tests all of whose models are among them (a test of one of them and a model left out would find no
-    table on a fresh cluster); nothing selects everything."""
-    return ["--select", *select, "--indirect-selection", "cautious"] if select else []
+    table on a fresh cluster), without those ``exclude`` selects (``test_type:data``...); nothing selects
+    everything."""
+    chosen = ["--select", *select, "--indirect-selection", "cautious"] if select else []
+    return chosen + (["--exclude", *exclude] if exclude else [])
 
 
 def build_on_standalone_cluster(
@@ -694,15 +696,16 @@ def build_on_standalone_cluster(
     workers: int = 2,
     variables: dict[str, Any] | None = None,
     select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
     settings: Mapping[str, str] | None = None,
 ) -> ClusterBuild:
     """A standalone cluster on this machine proven end to end: start a master and ``workers`` workers on
     127.0.0.1, a Thrift server whose master is that cluster, ``dbt build`` the whole project (every model,
-    unit test and data test; with ``select``, see :func:`_selection`) over the export at ``export`` there
-    (with dbt vars ``variables``), count the rows of :data:`CLUSTER_COUNTED`, and stop everything that was
-    started (state, logs and dbt's files in ``folder``). ``settings``: Spark settings for the Thrift server,
-    as :func:`start_thrift_server` takes them."""
+    unit test and data test; with ``select`` and ``exclude``, see :func:`_selection`) over the export at
+    ``export`` there (with dbt vars ``variables``), count the rows of :data:`CLUSTER_COUNTED`, and stop
+    everything that was started (state, logs and dbt's files in ``folder``). ``settings``: Spark settings for
+    the Thrift server, as :func:`start_thrift_server` takes them."""
     folder = folder.resolve()
     started = clock()
     with standalone_cluster(folder / "cluster", workers=workers) as cluster:
@@ -711,7 +714,7 @@ def build_on_standalone_cluster(
             ready = clock()
             dbt_files = ["--target-path", str(folder / "dbt"), "--log-path", str(folder / "dbt")]
             outcome = run_dbt_spark(
-                ["build", "--full-refresh", *_selection(select), *dbt_files],
+                ["build", "--full-refresh", *_selection(select, exclude), *dbt_files],
                 server,
                 export=export,
                 variables=variables,
