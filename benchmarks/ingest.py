@@ -269,14 +269,18 @@ def run_ingest(database: db.Database, prefix: Path) -> tuple[float, int, dict]:
     return elapsed, peak, json.loads(out)
 
 
-def run_copy(database: db.Database, copy_path: Path) -> float:
+def run_copy(database: db.Database, copy_path: Path, *, keyed: bool = False) -> float:
+    """Seconds of one COPY of the pre-made text into a new table with the observations' columns: unindexed,
+    or with ``keyed`` the raw table's primary key and indexes too."""
+    table = "bench_keyed_copy" if keyed else "bench_plain_copy"
+    like = "INCLUDING ALL" if keyed else "INCLUDING DEFAULTS"
     with database.connect() as conn:
-        conn.execute("CREATE TABLE bench_plain_copy (LIKE langfuse_raw.observations INCLUDING DEFAULTS)")
+        conn.execute(f"CREATE TABLE {table} (LIKE langfuse_raw.observations {like})")
         conn.commit()
     _checkpoint(database)
     with database.connect() as conn, open(copy_path, "rb") as source:
         started = time.perf_counter()
-        with conn.cursor().copy(f"COPY bench_plain_copy ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+        with conn.cursor().copy(f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             while block := source.read(1 << 20):
                 copy.write(block)
         conn.commit()

@@ -20,6 +20,11 @@
 Prints, per format, rows/s over the lines read and over the rows stored, the plain COPY's rate, the ratio of
 the two rates over the stored rows, and the peak memory; the last line gives every format's ratio beside the
 target (>= 0.5 at 250,000 stored rows, >= 0.7 at 2,500,000; peak memory < 300 MB).
+
+3. Two bounds, in the same run, on what any ingest of these files can reach: the same COPY into a table with
+   the raw table's primary key and indexes (an ingest that keeps the key pays for it), and, per gzipped
+   format, the files inflated alone on one core, nothing parsed (work an ingest of that format cannot skip),
+   each as a time and as the ratio it alone would allow.
 """
 
 from __future__ import annotations
@@ -597,6 +602,17 @@ def write_exports(stored_rows: int, files: int, folder: Path, formats: tuple[str
     }
 
 
+def inflate_seconds(root: Path) -> float:
+    """Seconds to inflate every gzipped file under ``root`` on one core, 1 MiB at a time, parsing nothing
+    (with ISA-L, as the ingest inflates)."""
+    started = time.perf_counter()
+    for path in sorted(root.rglob("*.gz")):
+        with igzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stored-rows", type=int, default=250_000, help="events and generations to store")
@@ -630,6 +646,7 @@ def main() -> None:
     server = db.resolve()
     ratios: dict[str, float] = {}
     peak_all = 0
+    bounds: list[str] = []
     try:
         for fmt in formats:
             name = f"autopicker_bench_ingest_{uuid.uuid4().hex[:8]}"
@@ -645,6 +662,12 @@ def main() -> None:
                     sys.exit(f"{fmt}: the ingest stored {count} rows, expected {stored:,}")
                 totals = summary["totals"]
                 copy_seconds = bench_ingest.run_copy(database, Path(made["copy_path"]))
+                if not bounds:  # the same rows in every format: one keyed COPY tells the bound for all
+                    keyed = bench_ingest.run_copy(database, Path(made["copy_path"]), keyed=True)
+                    bounds.append(
+                        f"a COPY into a table with the raw table's key and indexes {keyed:.2f} s "
+                        f"(ratio {copy_seconds / keyed:.2f})"
+                    )
             finally:
                 with server.connect(autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -658,6 +681,13 @@ def main() -> None:
                 f"ratio {ratios[fmt]:.2f}; peak memory {peak / 2**20:.0f} MB",
                 flush=True,
             )
+            if fmt != "parquet":
+                inflating = inflate_seconds(folder / fmt)
+                bounds.append(
+                    f"{fmt}.gz inflated alone, nothing parsed, {inflating:.2f} s "
+                    f"(ratio {copy_seconds / inflating:.2f})"
+                )
+        print(f"bounds on the ratio: {'; '.join(bounds)}", flush=True)
     finally:
         if args.keep:
             print(f"kept the files in {folder}", file=sys.stderr)
