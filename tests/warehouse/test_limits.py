@@ -431,8 +431,15 @@ def test_the_tests_of_an_incremental_build_read_recent_rows_by_their_index(built
     for raw_test in raw_tests:
         assert '"analytics".autopicker_rows_loaded_after(null::' in raw_test
         assert "'_loaded_at', 48, null)" in raw_test
-    (staging_test,) = ran.rglob("not_null_stg_langfuse__generations_trace_id.sql")
-    assert "'loaded_at', 48, array['trace_id'])" in staging_test.read_text()
+    # the generations' one test on PostgreSQL, its accepted levels (in a file named by a hash of its name)
+    (staging_test,) = (
+        text
+        for text in (
+            path.read_text() for path in ran.rglob("*.sql") if path.parent.name == "_langfuse__models.yml"
+        )
+        if "stg_langfuse__generations" in text
+    )
+    assert "'loaded_at', 48, array['level'])" in staging_test
     with built.warehouse.database.connect() as conn:
         (settings,) = conn.execute(
             "select proconfig from pg_proc where proname = 'autopicker_rows_loaded_after'"
@@ -440,7 +447,7 @@ def test_the_tests_of_an_incremental_build_read_recent_rows_by_their_index(built
         rows = conn.execute(
             "select count(*), count(trace_id), count(generation_id), count(level)"
             " from analytics.autopicker_rows_loaded_after("
-            "null::analytics_staging.stg_langfuse__generations, 'loaded_at', 48, array['trace_id'])"
+            "null::analytics_staging.stg_langfuse__generations, 'loaded_at', 48, array['level'])"
         ).fetchone()
         (generations,) = conn.execute(
             "select count(*) from analytics_staging.stg_langfuse__generations"
@@ -448,7 +455,7 @@ def test_the_tests_of_an_incremental_build_read_recent_rows_by_their_index(built
         ).fetchone() or (0,)
     assert settings == ["enable_seqscan=off", "jit=off"]
     assert generations > 0
-    assert rows == (generations, generations, 0, 0)
+    assert rows == (generations, 0, 0, generations)
 
 
 @pytest.mark.parametrize("command", [("build",), ("dbt", "build")], ids=["build", "dbt-build"])
@@ -610,3 +617,40 @@ def test_the_raw_table_holds_what_the_source_does_not_test(built: Built, column:
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(raw_insert(RAW_ROW))
         conn.rollback()
+
+
+@pytest.mark.parametrize(("view", "kind"), [("events", "EVENT"), ("generations", "GENERATION")])
+def test_the_staging_views_hold_what_their_tests_check_on_spark_only(
+    built: Built, view: str, kind: str
+) -> None:
+    """On PostgreSQL the staging views' ids, trace ids, creation times and levels have no unique or not_null
+    tests (models/staging/langfuse/_langfuse__models.yml): each view is the raw table's rows of one type, with
+    the raw id and trace id, the start time as its creation time, and DEFAULT for a missing level; the raw
+    table holds the rest (the test above)."""
+    key = "event_id" if kind == "EVENT" else "generation_id"
+    row = RAW_ROW | {
+        "id": "'staging-check'",
+        "trace_id": "'staging-trace'",
+        "type": f"'{kind}'",
+        "level": "null",
+    }
+    with built.warehouse.database.connect() as conn:
+        (start,) = conn.execute(raw_insert(row) + " returning start_time").fetchone() or (None,)
+        shown = conn.execute(
+            f"select {key}, trace_id, created_at, level from analytics_staging.stg_langfuse__{view}"
+            f" where {key} = 'staging-check'"
+        ).fetchall()
+        conn.rollback()
+    assert start is not None
+    assert shown == [("staging-check", "staging-trace", start, "DEFAULT")]
+    # the tests of the view in the manifest of the module's builds: enabled ones in nodes, the others apart
+    manifest = json.loads((built.warehouse.root / "target" / "manifest.json").read_text())
+    model = f"model.autopicker.stg_langfuse__{view}"
+    enabled = {n["name"] for n in manifest["nodes"].values() if n.get("attached_node") == model}
+    disabled = {
+        n["name"] for ns in manifest["disabled"].values() for n in ns if n.get("attached_node") == model
+    }
+    assert f"accepted_values_stg_langfuse__{view}_level__DEBUG__DEFAULT__WARNING__ERROR" in enabled
+    assert not {name for name in enabled if name.startswith(("unique_", "not_null_"))}, enabled
+    assert {name.split(f"stg_langfuse__{view}_")[0] for name in disabled} == {"unique_", "not_null_"}
+    assert len(disabled) == 5, disabled
