@@ -188,20 +188,41 @@ def _compact(column: pa.Array) -> pa.Array:
     return pa.concat_arrays([column]) if column.offset or column.offsets[0].as_py() else column
 
 
+#: (pattern, text) -> whether the text matches, for the texts :func:`_matches` has tried: model parameters
+#: are a few values repeated in every batch, and RE2 compiles the pattern again at each call, which cost more
+#: than matching the batch's few distinct values. Bounded: texts past the bound are matched every time.
+_MATCHED: dict[tuple[str, str], bool] = {}
+_MATCHED_MAX = 4096
+_MATCHED_TEXT_MAX = 1024  # characters of a text kept
+
+
 def _matches(text: pa.Array, pattern: str) -> pa.Array:
     """Whether each text matches ``pattern`` (null: false), each distinct text tried once (model
     parameters, like metadata values, are a few values repeated)."""
     encoded = pc.dictionary_encode(text)
-    matched = pc.take(pc.match_substring_regex(encoded.dictionary, pattern), encoded.indices)
+    values = encoded.dictionary.to_pylist()
+    known: list[bool | None] = [_MATCHED.get((pattern, value)) for value in values]
+    untried = [value for value, result in zip(values, known, strict=True) if result is None]
+    if untried:
+        tried = iter(pc.match_substring_regex(pa.array(untried, pa.string()), pattern).to_pylist())
+        known = [next(tried) if result is None else result for result in known]
+        for value, result in zip(values, known, strict=True):
+            if result is not None and len(_MATCHED) < _MATCHED_MAX and len(value) <= _MATCHED_TEXT_MAX:
+                _MATCHED[pattern, value] = result
+    matched = pc.take(pa.array(known, pa.bool_()), encoded.indices)
     return pc.fill_null(matched, False)
 
 
 def _has_special(text: pa.Array) -> bool:
-    """Whether any text of a string array may hold a NUL or a character COPY escapes: a search of its data
-    buffer, which also holds the text outside a sliced array's range (a false alarm costs only the slower
-    escaping of the batch)."""
+    """Whether any text of a string array holds a NUL or a character COPY escapes: a search of its values'
+    bytes in its data buffer. Only those: the buffer also holds Arrow's padding (zeros, so a NUL) and the
+    text outside a slice's range, and searching all of it sent most batches the slower escaping way."""
     data = text.buffers()[2]
-    return data is not None and _SPECIAL_BYTES.search(memoryview(data)) is not None
+    if data is None or len(text) == 0:
+        return False
+    offsets = _offsets(text)
+    start, end = offsets[0].as_py(), offsets[len(text)].as_py()
+    return _SPECIAL_BYTES.search(memoryview(data)[start:end]) is not None
 
 
 def _true(mask: pa.Array) -> pa.Array:

@@ -8,6 +8,7 @@ whose text is made in Arrow must be, byte for byte, the chunks made row by row.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,34 @@ def test_an_export_shaped_file_takes_the_column_wise_way() -> None:
     assert not arrow_rows.vectorisable(pa.schema(columns), with_io=True)
     assert not arrow_rows.vectorisable(pa.schema([*columns, ("traceId", pa.string())]), with_io=False)
     assert not arrow_rows.vectorisable(pa.schema([("metadata", pa.string())]), with_io=False)
+
+
+@given(
+    st.lists(st.one_of(st.none(), ODD_TEXT), max_size=12), st.integers(0, 12), st.integers(0, 12), st.data()
+)
+def test_a_batch_takes_the_escaping_way_only_for_its_own_values(
+    texts: list[str | None], start: int, stop: int, data: st.DataObject
+) -> None:
+    """Only the values of an array (a slice's, or a taken array's, whose buffers are padded) decide whether
+    its text needs COPY's escaping or a NUL check; the bytes around them in the buffer do not."""
+    whole = pa.array(texts, pa.string())
+    picked = whole.slice(start, max(stop - start, 0))
+    if texts:
+        indices = data.draw(st.lists(st.integers(0, len(texts) - 1), max_size=8))
+        picked = data.draw(st.sampled_from([picked, whole.take(pa.array(indices, pa.int64()))]))
+    held = [value for value in picked.to_pylist() if value is not None]
+    assert arrow_rows._has_special(picked) == any(c in value for value in held for c in "\x00\\\t\n\r")
+
+
+@given(st.lists(st.lists(st.one_of(st.none(), st.text("ab{} ", max_size=4)), max_size=6), max_size=4))
+def test_model_parameters_match_as_the_pattern_says_batch_after_batch(
+    batches: list[list[str | None]],
+) -> None:
+    """Each batch's texts match the pattern as RE2 says, whether tried before (remembered) or not."""
+    for pattern in (r"^\{ *\}$", r"^a+$"):
+        for texts in batches:
+            matched = arrow_rows._matches(pa.array(texts, pa.string()), pattern).to_pylist()
+            assert matched == [text is not None and re.search(pattern, text) is not None for text in texts]
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
